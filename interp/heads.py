@@ -1,0 +1,136 @@
+"""Head detectors: which attention heads do what, for all heads at once.
+
+An **induction head** completes patterns: at a token ``A`` that occurred before as ``A B``, it
+attends to the ``B`` that followed the earlier ``A`` (and copies it). A **previous-token head**
+attends from each position to the one before it; induction heads are built on top of one (via
+K-composition). Both are measured on repeated random tokens: ``BOS r_1..r_n r_1..r_n``.
+
+Each detector runs one batched forward pass, caching only the attention patterns, and returns a
+``layer x head`` Result.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from .hooks import hook_name, model_lock, run_with_cache
+from .models import provenance
+from .result import Result
+
+
+def repeated_random_tokens(
+    model, n: int = 16, period: int = 50, seed: int = 0
+) -> Int[Tensor, "batch pos"]:
+    """``[BOS, r_1..r_period, r_1..r_period]`` rows of uniformly random non-special tokens."""
+    if period < 2:
+        raise ValueError(f"period={period} is too short for an induction probe; use >= 2")
+    if n < 1:
+        raise ValueError(f"n={n}: need at least one sequence")
+    gen = torch.Generator().manual_seed(seed)
+    bos = model.tokenizer.bos_token_id if model.tokenizer is not None else None
+    special = set(getattr(model.tokenizer, "all_special_ids", []) or [])
+    vocab = model.cfg.d_vocab
+    segment = torch.randint(0, vocab, (n, period), generator=gen)
+    for s in special:  # move special tokens to an ordinary one
+        segment[segment == s] = (s + 1) % vocab
+    rows = [segment, segment]
+    if bos is not None:
+        rows.insert(0, torch.full((n, 1), bos))
+    return torch.cat(rows, dim=1).to(model.cfg.device)
+
+
+def _patterns(model, tokens: Tensor) -> Float[Tensor, "layer batch head q k"]:
+    names = [hook_name(model, "pattern", layer) for layer in range(model.cfg.n_layers)]
+    _, cache = run_with_cache(model, tokens, names)
+    return torch.stack([cache[n] for n in names])
+
+
+def _diagonal_score(patterns: Tensor, offset: int, start: int) -> Float[Tensor, "layer head"]:
+    """Mean attention from each query ``q >= start`` to key ``q - offset``."""
+    q_len = patterns.shape[-2]
+    q = torch.arange(start, q_len, device=patterns.device)
+    vals = patterns[..., q, q - offset]  # layer batch head len(q)
+    return vals.mean(dim=(1, 3)).float()
+
+
+def _head_result(model, values: Tensor, metric: str, method: str, settings: dict) -> Result:
+    return Result(
+        values,
+        ("layer", "head"),
+        metric,
+        provenance={"model": provenance(model), "method": method, **settings},
+    )
+
+
+def induction_scores(model, tokens: Tensor | None = None, period: int | None = None) -> Result:
+    """Each head's mean attention to the token after the earlier occurrence of the current token.
+
+    Arguments:
+        model: a TransformerLens model.
+        tokens: repeated sequences ``[BOS?, seg, seg]``; default ``repeated_random_tokens(model)``.
+        period: the length of ``seg``; inferred when ``tokens`` is the default.
+
+    Returns:
+        A ``layer x head`` Result in [0, 1]; 1 = all attention on the induction target.
+    """
+    tokens, period, offset0 = _probe(model, tokens, period)
+    patterns = _patterns(model, tokens)
+    # query at offset0 + period + i attends to offset0 + i + 1: distance period - 1
+    scores = _diagonal_score(patterns, offset=period - 1, start=offset0 + period)
+    return _head_result(
+        model,
+        scores,
+        "induction score",
+        "induction_scores",
+        {"period": period, "n_sequences": tokens.shape[0]},
+    )
+
+
+def previous_token_scores(model, tokens: Tensor | None = None) -> Result:
+    """Each head's mean attention from every position to the position just before it."""
+    tokens, _, _ = _probe(model, tokens, None)
+    patterns = _patterns(model, tokens)
+    scores = _diagonal_score(patterns, offset=1, start=1)
+    return _head_result(
+        model,
+        scores,
+        "previous-token score",
+        "previous_token_scores",
+        {"n_sequences": tokens.shape[0]},
+    )
+
+
+def _probe(model, tokens, period):
+    if tokens is None:
+        tokens = repeated_random_tokens(model)
+        period = 50
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+    has_bos = model.tokenizer is not None and bool(
+        (tokens[:, 0] == model.tokenizer.bos_token_id).all()
+    )
+    offset0 = 1 if has_bos else 0
+    if period is None:
+        period = (tokens.shape[1] - offset0) // 2
+    if tokens.shape[1] < offset0 + 2 * period:
+        raise ValueError(
+            f"tokens of length {tokens.shape[1]} cannot hold two copies of period {period}"
+        )
+    return tokens.to(model.cfg.device), period, offset0
+
+
+def repeated_token_loss(model, tokens: Tensor | None = None, period: int | None = None):
+    """Mean next-token loss on the first and on the second copy of repeated random tokens.
+
+    Returns:
+        ``(first, second)``: a working induction mechanism makes ``second`` far below ``first``.
+    """
+    tokens, period, offset0 = _probe(model, tokens, period)
+    with torch.no_grad(), model_lock(model):
+        loss = model(tokens, return_type="loss", loss_per_token=True)  # batch pos-1
+    # loss[:, i] predicts token i+1; first copy predicts tokens offset0+1 .. offset0+period-1
+    first = loss[:, offset0 : offset0 + period - 1].mean().item()
+    second = loss[:, offset0 + period : offset0 + 2 * period - 1].mean().item()
+    return first, second

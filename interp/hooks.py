@@ -1,0 +1,369 @@
+"""Hook names, built in one place and checked against the model.
+
+A hook point is a named place in the forward pass where an activation can be read or replaced.
+TransformerLens names them ``blocks.{layer}.attn.hook_pattern`` and so on; the names have changed
+between versions, so every ``interp`` function builds them here, with ``hook_name``, and the name
+is checked against ``model.hook_dict``: an unknown one fails with the close matches.
+
+Sites (the ``site`` argument across the library):
+
+====================  ==========================================  ============================
+site                  hook                                         shape
+====================  ==========================================  ============================
+``resid_pre``         ``blocks.L.hook_resid_pre``                  batch pos d_model
+``resid_mid``         ``blocks.L.hook_resid_mid``                  batch pos d_model
+``resid_post``        ``blocks.L.hook_resid_post``                 batch pos d_model
+``attn_out``          ``blocks.L.hook_attn_out``                   batch pos d_model
+``mlp_out``           ``blocks.L.hook_mlp_out``                    batch pos d_model
+``mlp_in``            ``blocks.L.hook_mlp_in``                     batch pos d_model
+``z``                 ``blocks.L.attn.hook_z``                     batch pos head d_head
+``result``            ``blocks.L.attn.hook_result``                batch pos head d_model
+``q`` / ``k`` / ``v`` ``blocks.L.attn.hook_q`` ...                 batch pos head d_head
+``pattern``           ``blocks.L.attn.hook_pattern``               batch head q_pos k_pos
+``attn_scores``       ``blocks.L.attn.hook_attn_scores``           batch head q_pos k_pos
+``post``              ``blocks.L.mlp.hook_post`` (MLP neurons)     batch pos d_mlp
+``pre``               ``blocks.L.mlp.hook_pre``                    batch pos d_mlp
+``scale_ln1``         ``blocks.L.ln1.hook_scale``                  batch pos 1
+``scale_ln2``         ``blocks.L.ln2.hook_scale``                  batch pos 1
+``scale_final``       ``ln_final.hook_scale``                      batch pos 1
+``embed``             ``hook_embed``                               batch pos d_model
+====================  ==========================================  ============================
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor
+
+SITES: dict[str, str] = {
+    "resid_pre": "blocks.{layer}.hook_resid_pre",
+    "resid_mid": "blocks.{layer}.hook_resid_mid",
+    "resid_post": "blocks.{layer}.hook_resid_post",
+    "attn_out": "blocks.{layer}.hook_attn_out",
+    "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "mlp_in": "blocks.{layer}.hook_mlp_in",
+    "z": "blocks.{layer}.attn.hook_z",
+    "result": "blocks.{layer}.attn.hook_result",
+    "q": "blocks.{layer}.attn.hook_q",
+    "k": "blocks.{layer}.attn.hook_k",
+    "v": "blocks.{layer}.attn.hook_v",
+    "pattern": "blocks.{layer}.attn.hook_pattern",
+    "attn_scores": "blocks.{layer}.attn.hook_attn_scores",
+    "post": "blocks.{layer}.mlp.hook_post",
+    "pre": "blocks.{layer}.mlp.hook_pre",
+    "scale_ln1": "blocks.{layer}.ln1.hook_scale",
+    "scale_ln2": "blocks.{layer}.ln2.hook_scale",
+    "scale_final": "ln_final.hook_scale",
+    "embed": "hook_embed",
+    "pos_embed": "hook_pos_embed",
+}
+_LAYERLESS = {"scale_final", "embed", "pos_embed"}
+_MLP_SITES = {"mlp_out", "mlp_in", "resid_mid", "post", "pre", "scale_ln2"}
+
+
+class UnknownHookError(KeyError):
+    """A hook name or site that the model does not have."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+def hook_name(model, site: str, layer: int | None = None) -> str:
+    """The checked hook name of ``site`` in ``layer``: ``hook_name(model, "z", 3)``.
+
+    Raises:
+        ValueError: ``site`` is not one of ``SITES``, or ``layer`` is out of range.
+        UnknownHookError: the model has no such hook (e.g. ``mlp_out`` on an attention-only model).
+    """
+    if site not in SITES:
+        close = difflib.get_close_matches(site, SITES, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown site {site!r}.{hint} Sites: {', '.join(SITES)}")
+    if site in _MLP_SITES and getattr(model.cfg, "attn_only", False):
+        raise UnknownHookError(
+            f"the model has no {SITES[site].format(layer=layer)!r}: it is attention-only "
+            f"(cfg.attn_only), so it has no MLP sites ({', '.join(sorted(_MLP_SITES))})"
+        )
+    if site in _LAYERLESS:
+        return check_hook(model, SITES[site])
+    n_layers = model.cfg.n_layers
+    if layer is None or not 0 <= int(layer) < n_layers:
+        raise ValueError(
+            f"layer={layer!r} is out of range for site {site!r}: use 0..{n_layers - 1}"
+        )
+    return check_hook(model, SITES[site].format(layer=int(layer)))
+
+
+def check_hook(model, name: str) -> str:
+    """Return ``name`` if the model has that hook point, else fail with the close matches."""
+    hooks = model.hook_dict
+    if name in hooks:
+        return name
+    close = difflib.get_close_matches(name, list(hooks), n=5, cutoff=0.6)
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    raise UnknownHookError(
+        f"the model has no hook {name!r}.{hint} "
+        f"({type(model).__name__} with {len(hooks)} hook points; list them with model.hook_dict)"
+    )
+
+
+# -- scoped hooks ------------------------------------------------------------------------------
+#
+# Hooks live only inside a ``with`` block: TransformerLens's ``model.hooks`` removes exactly the
+# hooks its block added, in a ``finally``, so also when the body raises. A model shared between
+# threads (two app sessions on one cached model) would otherwise run one session's forward pass
+# with the other's hooks attached, so every hooked computation also holds the model's lock.
+
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model) -> threading.RLock:
+    """The re-entrant lock that serialises hooked computations on ``model``."""
+    with _LOCKS_GUARD:
+        lock = getattr(model, "_interp_lock", None)
+        if lock is None:
+            lock = threading.RLock()
+            object.__setattr__(model, "_interp_lock", lock)
+        return lock
+
+
+@contextmanager
+def scoped_hooks(model, fwd_hooks: Sequence[tuple[str, Callable]] = (), bwd_hooks=()) -> Iterator:
+    """Attach hooks for the ``with`` block only, holding the model's lock; names are checked."""
+    for name, _ in [*fwd_hooks, *bwd_hooks]:
+        if isinstance(name, str):
+            check_hook(model, name)
+    fwd = [(n, _as_named(fn, n)) if isinstance(n, str) else (n, fn) for n, fn in fwd_hooks]
+    bwd = [(n, _as_named(fn, n)) if isinstance(n, str) else (n, fn) for n, fn in bwd_hooks]
+    with model_lock(model), model.hooks(fwd_hooks=fwd, bwd_hooks=bwd):
+        yield model
+
+
+class _NamedHook:
+    """The hook point as seen by a hook function, named as the caller asked.
+
+    On a TransformerBridge, ``blocks.0.hook_resid_pre`` is an alias that fires as
+    ``blocks.0.hook_in``; hook functions here key their results by ``hook.name``.
+    """
+
+    __slots__ = ("name", "_point")
+
+    def __init__(self, name: str, point) -> None:
+        self.name = name
+        self._point = point
+
+    def __getattr__(self, attr: str):
+        return getattr(self._point, attr)
+
+
+def _as_named(fn: Callable, name: str) -> Callable:
+    def call(act, hook):
+        return fn(act, _NamedHook(name, hook))
+
+    return call
+
+
+def run_with_cache(
+    model, tokens: Tensor, names: Sequence[str], **kwargs
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Run ``model`` once, caching only the checked hook ``names``; returns ``(logits, cache)``."""
+    wanted = {check_hook(model, n) for n in names}
+    cache: dict[str, Tensor] = {}
+
+    def save(act, hook):
+        cache[hook.name] = act.detach()
+
+    with scoped_hooks(model, [(n, save) for n in wanted]), torch.no_grad():
+        logits = model(tokens, **kwargs)
+    return logits, cache
+
+
+@contextmanager
+def caching(
+    model,
+    names: Sequence[str] | Callable[[str], bool],
+    *,
+    positions: Sequence[int] | slice | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> Iterator[dict[str, list[Tensor]]]:
+    """Record activations of every forward pass run inside the block.
+
+    Arguments:
+        names: hook names, or a filter on names.
+        positions: keep only these positions (axis 1 of ``[batch, pos, ...]`` activations, the
+            query axis of patterns).
+        device, dtype: where and how to store them (e.g. ``"cpu"``, ``torch.float16``).
+
+    Yields:
+        ``{name: [activation of each pass]}``, filled as passes run.
+
+    Example:
+        >>> with caching(model, ["blocks.0.hook_resid_post"], positions=[-1]) as cache:
+        ...     model(tokens)
+        >>> cache["blocks.0.hook_resid_post"][0].shape
+    """
+    selected = (
+        [n for n in model.hook_dict if names(n)]
+        if callable(names)
+        else [check_hook(model, n) for n in names]
+    )
+    store: dict[str, list[Tensor]] = {n: [] for n in selected}
+
+    def save(act, hook):
+        kept = act.detach()
+        if positions is not None:
+            index = (
+                positions
+                if isinstance(positions, slice)
+                else torch.as_tensor(positions, device=act.device)
+            )
+            axis = 2 if hook.name.endswith(("hook_pattern", "hook_attn_scores")) else 1
+            kept = kept[(slice(None),) * axis + (index,)]
+        store[hook.name].append(kept.to(device=device or kept.device, dtype=dtype or kept.dtype))
+
+    with scoped_hooks(model, [(n, save) for n in selected]):
+        yield store
+
+
+def _head_index(act: Tensor, hook, heads: Sequence[int] | None):
+    """Index selecting ``heads`` in a per-head activation (all of it when ``heads`` is None)."""
+    if heads is None:
+        return (...,)
+    head_axis = 1 if hook.name.endswith(("hook_pattern", "hook_attn_scores")) else 2
+    return (slice(None),) * head_axis + (list(heads),)
+
+
+def _selection_mask(act: Tensor, hook, positions, heads) -> Tensor:
+    """Boolean mask, broadcastable to ``act``, of the chosen positions and heads."""
+    pattern = hook.name.endswith(("hook_pattern", "hook_attn_scores"))
+    pos_axis, head_axis = (2, 1) if pattern else (1, 2)
+    per_head = pattern or act.dim() == 4
+    shape = [1] * act.dim()
+    mask = torch.ones(shape, dtype=torch.bool, device=act.device)
+    if positions is not None:
+        shape_p = list(shape)
+        shape_p[pos_axis] = act.shape[pos_axis]
+        m = torch.zeros(shape_p, dtype=torch.bool, device=act.device)
+        m.index_fill_(
+            pos_axis,
+            torch.as_tensor(list(positions), device=act.device) % act.shape[pos_axis],
+            True,
+        )
+        mask = mask & m
+    if heads is not None:
+        if not per_head:
+            raise ValueError(f"heads= was given but {hook.name} has no head axis")
+        shape_h = list(shape)
+        shape_h[head_axis] = act.shape[head_axis]
+        m = torch.zeros(shape_h, dtype=torch.bool, device=act.device)
+        m.index_fill_(head_axis, torch.as_tensor(list(heads), device=act.device), True)
+        mask = mask & m
+    return mask
+
+
+@contextmanager
+def ablating(
+    model,
+    names: Sequence[str],
+    how: str = "zero",
+    *,
+    reference: Tensor | None = None,
+    heads: Sequence[int] | None = None,
+    seed: int = 0,
+) -> Iterator:
+    """Ablate activations for passes run inside the block.
+
+    Arguments:
+        names: hook names to ablate.
+        how: ``"zero"``; ``"mean"`` (the mean over ``reference`` prompts and positions... per
+            position when lengths match); ``"resample"`` (the activation of a random other
+            ``reference`` prompt).
+        reference: token ids ``[batch, pos]`` for ``mean`` and ``resample``.
+        heads: for per-head hooks (``hook_z``, ``hook_pattern`` ...), ablate only these heads.
+    """
+    if how not in ("zero", "mean", "resample"):
+        raise ValueError(f"how={how!r} is not accepted; use 'zero', 'mean' or 'resample'")
+    names = [check_hook(model, n) for n in names]
+    stats: dict[str, Tensor] = {}
+    if how != "zero":
+        if reference is None:
+            raise ValueError(f"how={how!r} needs reference token ids [batch, pos]")
+        _, stats = run_with_cache(model, reference, names)
+    gen = torch.Generator().manual_seed(seed)
+
+    def ablate(act, hook):
+        idx = _head_index(act, hook, heads)
+        if how == "zero":
+            act[idx] = 0.0
+            return act
+        ref = stats[hook.name]
+        if how == "mean":
+            mean = ref.mean(0, keepdim=True)
+            mean = mean if mean.shape[1:] == act.shape[1:] else ref.mean((0, 1), keepdim=True)
+            act[idx] = mean.expand_as(act)[idx]
+            return act
+        if ref.shape[1:] != act.shape[1:]:
+            raise ValueError(
+                f"resample ablation needs reference prompts of the same length at {hook.name}"
+            )
+        pick = torch.randint(0, ref.shape[0], (act.shape[0],), generator=gen).to(ref.device)
+        act[idx] = ref[pick][idx]
+        return act
+
+    with scoped_hooks(model, [(n, ablate) for n in names]):
+        yield model
+
+
+@contextmanager
+def patching_from(
+    model,
+    cache: dict[str, Tensor],
+    names: Sequence[str] | None = None,
+    *,
+    positions: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
+) -> Iterator:
+    """Replace activations with those in ``cache`` (from another run) inside the block."""
+    names = [check_hook(model, n) for n in (names if names is not None else cache)]
+    missing = [n for n in names if n not in cache]
+    if missing:
+        raise KeyError(f"the cache has no {missing[0]!r}; it holds {sorted(cache)[:5]}...")
+
+    def patch(act, hook):
+        src = cache[hook.name].to(act.device, act.dtype)
+        if src.shape != act.shape:
+            raise ValueError(
+                f"{hook.name}: cached shape {tuple(src.shape)} != run's {tuple(act.shape)}"
+            )
+        return torch.where(_selection_mask(act, hook, positions, heads), src, act)
+
+    with scoped_hooks(model, [(n, patch) for n in names]):
+        yield model
+
+
+@contextmanager
+def steering(
+    model, name: str, vector: Tensor, *, scale: float = 1.0, positions: Sequence[int] | None = None
+) -> Iterator:
+    """Add ``scale * vector`` to the activation at ``name`` (all positions, or ``positions``)."""
+    name = check_hook(model, name)
+
+    def steer(act, hook):
+        v = (scale * vector).to(act.device, act.dtype)
+        if v.shape[-1] != act.shape[-1]:
+            raise ValueError(
+                f"steering vector has width {v.shape[-1]}; {hook.name} has {act.shape[-1]}"
+            )
+        if positions is None:
+            return act + v
+        act[:, list(positions)] = act[:, list(positions)] + v
+        return act
+
+    with scoped_hooks(model, [(name, steer)]):
+        yield model

