@@ -1,0 +1,319 @@
+"""Activation patching: swap one activation between a clean and a corrupted run, read the metric.
+
+*Denoising* patches a clean activation into the corrupted run (how much of the behaviour does
+this activation restore?); *noising* patches a corrupted activation into the clean run (how much
+does losing it hurt?). ``patch_sweep`` does this for every layer, position and head of a site
+and returns a Result with one value per patch, equal to what ``transformer_lens.patching`` gives.
+
+How it is fast: TransformerLens runs one full forward pass per patch. Here, many patches share one
+batched pass, and on a ``HookedTransformer`` each patched run *resumes* at the patched layer from
+the cached residual stream of the target run, computing only the positions at and after the
+earliest patched position: the earlier positions cannot change (attention is causal), so their
+keys and values are read from the target run through a frozen KV cache. Only the answer position
+is unembedded. Patches after the answer position cannot change the metric and are not run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from . import forward
+from .hooks import hook_name, model_lock, run_with_cache, scoped_hooks
+from .models import provenance
+from .result import Result
+from .tasks import Task, TaskBatch
+
+SITE_AXES: dict[str, tuple[str, ...]] = {
+    "resid_pre": ("layer", "pos"),
+    "resid_mid": ("layer", "pos"),
+    "resid_post": ("layer", "pos"),
+    "attn_out": ("layer", "pos"),
+    "mlp_out": ("layer", "pos"),
+    "z": ("layer", "pos", "head"),
+    "result": ("layer", "pos", "head"),
+    "q": ("layer", "pos", "head"),
+    "k": ("layer", "pos", "head"),
+    "v": ("layer", "pos", "head"),
+    "pattern": ("layer", "pos", "head"),
+}
+DIRECTIONS = ("denoise", "noise")
+_HEAD_FIRST = {"pattern"}  # activations laid out [batch, head, q_pos, k_pos]
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One patch: a layer, and a position and head (``None`` = all of them)."""
+
+    layer: int
+    pos: int | None
+    head: int | None
+
+
+def _validate(model, task, site: str, by, direction: str) -> tuple[TaskBatch, tuple[str, ...]]:
+    if site not in SITE_AXES:
+        raise ValueError(f"site={site!r} cannot be patched; sites: {', '.join(SITE_AXES)}")
+    if isinstance(by, str):
+        by = (by,)
+    by = tuple(by)
+    if not by:
+        raise ValueError(
+            f"by=() is an empty sweep; give axes from {SITE_AXES[site]}, e.g. ('layer', 'pos')"
+        )
+    bad = [a for a in by if a not in SITE_AXES[site]]
+    if bad or len(set(by)) != len(by):
+        raise ValueError(
+            f"by={by} is not accepted for site {site!r}: use distinct axes from {SITE_AXES[site]}"
+        )
+    if "layer" not in by:
+        raise ValueError(f"by={by} must include 'layer'")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction={direction!r} is not accepted; use 'denoise' or 'noise'")
+    for layer in range(model.cfg.n_layers):  # fails early for a site the model lacks
+        hook_name(model, site, layer)
+    batch = task.tokens(model) if isinstance(task, Task) else task
+    if not isinstance(batch, TaskBatch):
+        raise TypeError(f"task must be an interp.Task, got {type(task).__name__}")
+    return batch, by
+
+
+def patch_sweep(
+    model,
+    task: Task | TaskBatch,
+    site: str,
+    by: tuple[str, ...] | str = ("layer", "pos"),
+    direction: str = "denoise",
+    *,
+    normalize: bool = False,
+    max_tokens: int = 32_768,
+    engine: str = "auto",
+    progress: bool = True,
+) -> Result:
+    """Patch ``site`` at every combination of the ``by`` axes and measure the task metric.
+
+    Arguments:
+        model: a TransformerLens model.
+        task: a Task (or one already tokenized).
+        site: one of ``SITE_AXES`` (``resid_pre``, ``attn_out``, ``z``, ``pattern``, ...).
+        by: the axes to sweep, in the order of the Result's axes, e.g. ``("layer", "pos", "head")``;
+            an axis left out is patched whole (``("layer", "head")`` patches every position).
+        direction: ``"denoise"`` (clean into corrupted) or ``"noise"`` (corrupted into clean).
+        normalize: map the corrupted run to 0 and the clean run to 1.
+        max_tokens: memory budget: rows x positions in one batched pass.
+        engine: ``"resume"`` (HookedTransformer), ``"full"`` (any model) or ``"auto"``.
+        progress: show a progress bar.
+
+    Returns:
+        A Result with axes ``by``; ``provenance`` holds the clean and corrupted metric.
+
+    Example:
+        >>> r = patch_sweep(model, task, site="z", by=("layer", "pos", "head"))
+        >>> # equals transformer_lens.patching.get_act_patch_attn_head_out_by_pos(...)
+    """
+    batch, by = _validate(model, task, site, by, direction)
+    if engine not in ("auto", "resume", "full"):
+        raise ValueError(f"engine={engine!r} is not accepted; use 'auto', 'resume' or 'full'")
+    if engine == "auto":
+        engine = "resume" if forward.supported(model) else "full"
+    elif engine == "resume" and not forward.supported(model):
+        raise ValueError(
+            f"engine='resume' does not cover this model ({type(model).__name__}, "
+            f"{model.cfg.original_architecture}); use engine='full'"
+        )
+    clean_score, corrupted_score = batch.baseline(model)
+    target, source = (
+        (batch.corrupted, batch.clean) if direction == "denoise" else (batch.clean, batch.corrupted)
+    )
+    target_score = corrupted_score if direction == "denoise" else clean_score
+    sizes = {"layer": model.cfg.n_layers, "pos": target.shape[1], "head": model.cfg.n_heads}
+    patches = [
+        Patch(**{a: dict(zip(by, combo)).get(a) for a in ("layer", "pos", "head")})
+        for combo in itertools.product(*(range(sizes[a]) for a in by))
+    ]
+    names = {layer: hook_name(model, site, layer) for layer in range(model.cfg.n_layers)}
+    with torch.no_grad():
+        _, source_cache = run_with_cache(model, source, list(names.values()))
+        runner = _ResumeRunner if engine == "resume" else _FullRunner
+        values = runner(model, batch, target, site, names, max_tokens).run(
+            patches, source_cache, target_score, progress
+        )
+    values = values.view(*(sizes[a] for a in by))
+    metric = batch.metric
+    if normalize:
+        values = (values - corrupted_score) / (clean_score - corrupted_score)
+        metric = f"{metric} (normalised: corrupted 0, clean 1)"
+    labels = {a: [str(i) for i in range(sizes[a])] for a in by}
+    if "pos" in by:
+        labels["pos"] = _position_labels(model, batch.clean[0])
+    return Result(
+        values,
+        by,
+        metric,
+        labels,
+        provenance={
+            "model": provenance(model),
+            "task": batch.task.name,
+            "method": "patch_sweep",
+            "site": site,
+            "by": list(by),
+            "direction": direction,
+            "engine": engine,
+            "clean_metric": clean_score,
+            "corrupted_metric": corrupted_score,
+            "n_prompts": batch.batch,
+        },
+    )
+
+
+def _position_labels(model, tokens: Tensor) -> list[str]:
+    strings = model.to_str_tokens(tokens) if model.tokenizer is not None else tokens.tolist()
+    return [f"{i}:{s}" for i, s in enumerate(strings)]
+
+
+def _write(site: str, act: Tensor, src: Tensor, rows: slice, patch: Patch, offset: int) -> None:
+    """Copy the source activation into ``act`` for one patch (positions shifted by ``offset``)."""
+    if site in _HEAD_FIRST:  # [batch, head, q_pos, k_pos]; ``pos`` is the destination
+        h = slice(None) if patch.head is None else patch.head
+        if patch.pos is None:
+            act[rows, h] = src[:, h, offset:]
+        else:
+            act[rows, h, patch.pos - offset] = src[:, h, patch.pos]
+        return
+    if patch.pos is None:
+        if patch.head is None:
+            act[rows] = src[:, offset:]
+        else:
+            act[rows, :, patch.head] = src[:, offset:, patch.head]
+    elif patch.head is None:
+        act[rows, patch.pos - offset] = src[:, patch.pos]
+    else:
+        act[rows, patch.pos - offset, patch.head] = src[:, patch.pos, patch.head]
+
+
+class _FullRunner:
+    """Batched patches, each a full forward pass: works on any TransformerLens model."""
+
+    def __init__(self, model, batch: TaskBatch, target: Tensor, site: str, names, max_tokens: int):
+        self.model, self.batch, self.target, self.site, self.names = (
+            model,
+            batch,
+            target,
+            site,
+            names,
+        )
+        self.max_tokens = max_tokens
+
+    def start(self, patch: Patch) -> int:
+        return 0
+
+    def run(
+        self, patches: list[Patch], source_cache, target_score: float, progress: bool
+    ) -> Tensor:
+        values = torch.full((len(patches),), float("nan"))
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for i, p in enumerate(patches):
+            start = self.start(p)
+            if start > self.batch.answer_pos:
+                values[i] = target_score  # causally cannot reach the answer position
+            else:
+                groups[(p.layer, start)].append(i)
+        seq = self.target.shape[1]
+        bar = tqdm(
+            total=len(patches), desc=f"patching {self.site}", disable=not progress, leave=False
+        )
+        bar.update(int((~values.isnan()).sum()))
+        for (layer, start), idx in groups.items():
+            per_chunk = max(1, self.max_tokens // (self.batch.batch * max(1, seq - start)))
+            for k in range(0, len(idx), per_chunk):
+                chunk = idx[k : k + per_chunk]
+                src = source_cache[self.names[layer]]
+                out = self.forward(layer, start, [patches[i] for i in chunk], src)
+                values[chunk] = self.score(out, len(chunk)).cpu()
+                bar.update(len(chunk))
+        bar.close()
+        return values
+
+    def score(self, logits: Tensor, n: int) -> Tensor:
+        return self.batch.score(logits.view(n, self.batch.batch, -1))
+
+    def _hook(self, patches: list[Patch], src: Tensor, start: int):
+        b = self.batch.batch
+
+        def hook(act, hook):
+            for n, patch in enumerate(patches):
+                _write(self.site, act, src, slice(n * b, (n + 1) * b), patch, start)
+            return act
+
+        return hook
+
+    def forward(self, layer: int, start: int, patches: list[Patch], src: Tensor) -> Tensor:
+        tokens = self.target.repeat(len(patches), 1)
+        hook = self._hook(patches, src, 0)
+        with scoped_hooks(self.model, [(self.names[layer], hook)]):
+            logits = self.model(tokens)
+        return logits[:, self.batch.answer_pos]
+
+
+class _SitePatch:
+    """The patch callback of ``interp.forward``: writes source activations at one site."""
+
+    def __init__(self, site: str, write):
+        self.sites = (site,)
+        self.write = write
+
+    def __call__(self, site: str, act: Tensor) -> Tensor:
+        if site != self.sites[0]:
+            return act
+        act = act.clone()
+        self.write(act)
+        return act
+
+
+class _ResumeRunner(_FullRunner):
+    """Resume each patched run at its layer and earliest position; only the answer is unembedded."""
+
+    def __init__(self, model, batch: TaskBatch, target: Tensor, site: str, names, max_tokens: int):
+        super().__init__(model, batch, target, site, names, max_tokens)
+        n = model.cfg.n_layers
+        wanted = [
+            f"blocks.{i}.{s}"
+            for i in range(n)
+            for s in ("hook_resid_pre", "attn.hook_k", "attn.hook_v")
+        ]
+        _, cache = run_with_cache(model, target, wanted)
+        self.resid = [cache[f"blocks.{i}.hook_resid_pre"] for i in range(n)]
+        self.keys = [cache[f"blocks.{i}.attn.hook_k"] for i in range(n)]
+        self.values = [cache[f"blocks.{i}.attn.hook_v"] for i in range(n)]
+
+    def start(self, patch: Patch) -> int:
+        return 0 if patch.pos is None else patch.pos
+
+    def forward(self, layer: int, start: int, patches: list[Patch], src: Tensor) -> Tensor:
+        model, reps, b = self.model, len(patches), self.batch.batch
+
+        def write(act):
+            for n, patch in enumerate(patches):
+                _write(self.site, act, src, slice(n * b, (n + 1) * b), patch, start)
+
+        x = self.resid[layer][:, start:].repeat(reps, 1, 1)
+        prefix = None
+        if start > 0:
+            prefix = [None] * layer + [
+                (
+                    self.keys[i][:, :start].repeat(reps, 1, 1, 1),
+                    self.values[i][:, :start].repeat(reps, 1, 1, 1),
+                )
+                for i in range(layer, model.cfg.n_layers)
+            ]
+        with model_lock(model):
+            x = forward.resume(model, x, layer, start, prefix, _SitePatch(self.site, write))
+            at = self.batch.answer_pos - start
+            return model.ln_final(x[:, at : at + 1])[:, 0]
+
+    def score(self, resid: Tensor, n: int) -> Tensor:
+        return self.batch.score_resid(resid.view(n, self.batch.batch, -1), self.model)

@@ -1,0 +1,302 @@
+"""Tasks: clean and corrupted prompts, the answers, and the metric that scores a run.
+
+A task is data: pairs of prompts of equal token length that differ in what matters (the clean run
+gets the behaviour, the corrupted run does not), the answer token for each pair (and the wrong
+answer the corrupted prompt points to), the position whose logits are read, and a metric:
+
+- ``logit_diff``: logit of the answer minus logit of the wrong answer;
+- ``prob``: probability of the answer;
+- ``loss``: -log probability of the answer;
+- ``kl``: KL divergence from the clean run's next-token distribution (0 on the clean run).
+
+The *normalised* form maps the corrupted run to 0 and the clean run to 1. Sweeps, discovery
+methods and the app all take the same ``Task``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from .organisms import _data
+
+Metric = Literal["logit_diff", "prob", "loss", "kl"]
+METRICS: tuple[str, ...] = ("logit_diff", "prob", "loss", "kl")
+Prompts = Sequence[str] | Tensor
+
+
+@dataclass
+class Task:
+    """Clean/corrupted prompt pairs with answers and a metric.
+
+    Arguments:
+        clean: prompt strings, or token ids ``[batch, pos]``.
+        corrupted: the same number of prompts, each the same token length as its clean pair.
+        answers: the correct next token per pair (strings of one token each, or ids ``[batch]``).
+        wrong_answers: the competing token per pair; required for ``metric="logit_diff"``.
+        metric: one of ``METRICS``.
+        answer_pos: the position whose logits are read (default: the last).
+        name: a label carried into results.
+        prepend_bos: add BOS before string prompts; default: the model's own default.
+
+    Example:
+        >>> task = Task(clean=["a = 7; b = a; print(b)"], corrupted=["a = 3; b = a; print(b)"],
+        ...             answers=["7"], wrong_answers=["3"], metric="logit_diff")
+    """
+
+    clean: Prompts
+    corrupted: Prompts
+    answers: Prompts
+    wrong_answers: Prompts | None = None
+    metric: str = "logit_diff"
+    answer_pos: int = -1
+    name: str = "task"
+    prepend_bos: bool | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"metric={self.metric!r} is not accepted; use one of {METRICS}")
+        if self.metric == "logit_diff" and self.wrong_answers is None:
+            raise ValueError(
+                "metric='logit_diff' needs wrong_answers (the competing token per pair)"
+            )
+        n = len(self.clean)
+        for arg in ("corrupted", "answers", "wrong_answers"):
+            value = getattr(self, arg)
+            if value is not None and len(value) != n:
+                raise ValueError(
+                    f"{arg} has {len(value)} entries but clean has {n}; give one per pair"
+                )
+        if n == 0:
+            raise ValueError("clean is empty: a task needs at least one prompt pair")
+
+    def tokens(self, model) -> TaskBatch:
+        """Tokenize for ``model`` and check everything before any long computation starts."""
+        clean = self._prompt_tokens(model, self.clean, "clean")
+        corrupted = self._prompt_tokens(model, self.corrupted, "corrupted")
+        if clean.shape != corrupted.shape:
+            raise ValueError(
+                f"clean prompts tokenize to shape {tuple(clean.shape)} but corrupted to "
+                f"{tuple(corrupted.shape)}: each pair must have the same number of tokens"
+            )
+        answers = self._answer_tokens(model, self.answers, "answers")
+        wrong = None
+        if self.wrong_answers is not None:
+            wrong = self._answer_tokens(model, self.wrong_answers, "wrong_answers")
+        pos = self.answer_pos if self.answer_pos >= 0 else clean.shape[1] + self.answer_pos
+        if not 0 <= pos < clean.shape[1]:
+            raise ValueError(
+                f"answer_pos={self.answer_pos} is outside prompts of {clean.shape[1]} tokens"
+            )
+        return TaskBatch(self, clean, corrupted, answers, wrong, pos)
+
+    def _prompt_tokens(self, model, prompts: Prompts, arg: str) -> Int[Tensor, "batch pos"]:
+        if isinstance(prompts, Tensor):
+            if prompts.dim() != 2:
+                raise ValueError(
+                    f"{arg} token ids must be [batch, pos], got {tuple(prompts.shape)}"
+                )
+            return prompts.to(model.cfg.device)
+        lengths = {}
+        rows = []
+        for i, text in enumerate(prompts):
+            if not isinstance(text, str) or not text:
+                raise ValueError(f"{arg}[{i}] must be a non-empty string, got {text!r}")
+            ids = model.to_tokens(text, prepend_bos=self.prepend_bos)[0]
+            lengths[i] = len(ids)
+            rows.append(ids)
+        if len(set(lengths.values())) > 1:
+            raise ValueError(
+                f"{arg} prompts tokenize to different lengths {sorted(set(lengths.values()))}; "
+                "all prompts in a task must have the same number of tokens"
+            )
+        if rows[0].shape[0] > model.cfg.n_ctx:
+            raise ValueError(
+                f"{arg} prompts have {rows[0].shape[0]} tokens, over the context {model.cfg.n_ctx}"
+            )
+        return torch.stack(rows).to(model.cfg.device)
+
+    def _answer_tokens(self, model, answers: Prompts, arg: str) -> Int[Tensor, " batch"]:
+        vocab = model.cfg.d_vocab
+        if isinstance(answers, Tensor):
+            ids = answers.to(model.cfg.device).long()
+            if ids.dim() != 1:
+                raise ValueError(f"{arg} token ids must be 1-D [batch], got {tuple(ids.shape)}")
+        else:
+            out = []
+            for i, a in enumerate(answers):
+                if isinstance(a, int):
+                    out.append(a)
+                    continue
+                ids_i = model.to_tokens(a, prepend_bos=False)[0]
+                if len(ids_i) != 1:
+                    raise ValueError(
+                        f"{arg}[{i}]={a!r} is {len(ids_i)} tokens; an answer must be one token"
+                    )
+                out.append(int(ids_i[0]))
+            ids = torch.tensor(out, device=model.cfg.device)
+        bad = ((ids < 0) | (ids >= vocab)).nonzero().flatten().tolist()
+        if bad:
+            raise ValueError(
+                f"{arg}[{bad[0]}]={int(ids[bad[0]])} is outside the vocabulary 0..{vocab - 1}"
+            )
+        return ids
+
+
+@dataclass
+class TaskBatch:
+    """A task tokenized for one model: what sweeps consume."""
+
+    task: Task
+    clean: Int[Tensor, "batch pos"]
+    corrupted: Int[Tensor, "batch pos"]
+    answers: Int[Tensor, " batch"]
+    wrong_answers: Int[Tensor, " batch"] | None
+    answer_pos: int
+    clean_logprobs: Tensor | None = None
+
+    @property
+    def metric(self) -> str:
+        return self.task.metric
+
+    @property
+    def batch(self) -> int:
+        return self.clean.shape[0]
+
+    def per_prompt(self, logits: Float[Tensor, "n batch vocab"]) -> Float[Tensor, "n batch"]:
+        """The metric of each run and prompt, from the logits at the answer position."""
+        logits = logits.float()
+        idx = self.answers.view(1, -1, 1).expand(logits.shape[0], -1, 1)
+        if self.metric == "logit_diff":
+            wrong = self.wrong_answers.view(1, -1, 1).expand(logits.shape[0], -1, 1)
+            return (logits.gather(-1, idx) - logits.gather(-1, wrong)).squeeze(-1)
+        logprobs = logits.log_softmax(-1)
+        if self.metric == "prob":
+            return logprobs.gather(-1, idx).squeeze(-1).exp()
+        if self.metric == "loss":
+            return -logprobs.gather(-1, idx).squeeze(-1)
+        if self.clean_logprobs is None:
+            raise RuntimeError("metric 'kl' needs clean_logprobs; call baseline() first")
+        ref = self.clean_logprobs.unsqueeze(0)
+        return (ref.exp() * (ref - logprobs)).sum(-1)
+
+    def score(self, logits: Float[Tensor, "n batch vocab"]) -> Float[Tensor, " n"]:
+        """The metric of each run, averaged over prompts; NaN raises."""
+        values = self.per_prompt(logits).mean(-1)
+        if torch.isnan(values).any():
+            raise FloatingPointError(f"metric {self.metric!r} returned NaN")
+        return values
+
+    def score_resid(self, resid: Float[Tensor, "n batch d_model"], model) -> Float[Tensor, " n"]:
+        """The metric from the final (normalised) residual stream at the answer position.
+
+        ``logit_diff`` reads only the answer and wrong-answer columns of the unembedding; the other
+        metrics need the whole vocabulary (for the softmax).
+        """
+        if self.metric != "logit_diff":
+            return self.score(resid @ model.W_U + model.b_U)
+        w = model.W_U[:, self.answers] - model.W_U[:, self.wrong_answers]  # d_model batch
+        b = model.b_U[self.answers] - model.b_U[self.wrong_answers]
+        values = ((resid * w.T[None]).sum(-1) + b).float().mean(-1)
+        if torch.isnan(values).any():
+            raise FloatingPointError(f"metric {self.metric!r} returned NaN")
+        return values
+
+    def baseline(self, model) -> tuple[float, float]:
+        """The metric on the clean run and on the corrupted run (also fills ``clean_logprobs``)."""
+        with torch.no_grad():
+            clean = model(self.clean)[:, self.answer_pos]
+            corrupted = model(self.corrupted)[:, self.answer_pos]
+        self.clean_logprobs = clean.float().log_softmax(-1)
+        c, r = self.score(clean[None]), self.score(corrupted[None])
+        return float(c), float(r)
+
+    def tl_metric(self):
+        """The same metric as a function of full logits ``[batch, pos, vocab]`` -> scalar, the form
+        ``transformer_lens.patching`` takes."""
+
+        def metric(logits: Tensor) -> Tensor:
+            return self.score(logits[:, self.answer_pos][None])[0]
+
+        return metric
+
+
+# -- shipped tasks ---------------------------------------------------------------------------------
+
+
+def induction_task(
+    model, n: int = 8, period: int = 20, seed: int = 0, metric: Metric = "logit_diff"
+) -> Task:
+    """Induction on repeated random tokens.
+
+    Clean: ``BOS r_1..r_k r_1..r_j``: the next token ``r_{j+1}`` is predictable by induction.
+    Corrupted: the first copy replaced by other random tokens, so nothing earlier predicts it.
+    The wrong answer is the token the corrupted first copy would predict.
+    """
+    if period < 3:
+        raise ValueError(f"period={period} is too short; use >= 3")
+    gen = torch.Generator().manual_seed(seed)
+    vocab = model.cfg.d_vocab
+    special = set(getattr(model.tokenizer, "all_special_ids", []) or [])
+    ordinary = torch.tensor([t for t in range(vocab) if t not in special])
+    seg = ordinary[torch.randint(len(ordinary), (n, period), generator=gen)]
+    other = ordinary[torch.randint(len(ordinary), (n, period), generator=gen)]
+    j = period // 2  # how much of the second copy is shown
+    bos = torch.full((n, 1), model.tokenizer.bos_token_id)
+    clean = torch.cat([bos, seg, seg[:, :j]], dim=1)
+    corrupted = torch.cat([bos, other, seg[:, :j]], dim=1)
+    return Task(
+        clean,
+        corrupted,
+        answers=seg[:, j],
+        wrong_answers=other[:, j],
+        metric=metric,
+        name=f"induction (period {period})",
+        info={"period": period, "seed": seed},
+    )
+
+
+def variable_tracking_task(
+    model,
+    n: int = 16,
+    hops: int = 2,
+    distractors: int = 1,
+    seed: int = 0,
+    metric: Metric = "logit_diff",
+) -> Task:
+    """Variable tracking: ``>>> a = 7; b = a; print(b)`` -> ``7`` (for ``reasoning-tuned``).
+
+    The corrupted prompt is the same program with another starting value; the wrong answer is
+    that value.
+    """
+    rng = random.Random(seed)
+    clean, corrupted, answers, wrong = [], [], [], []
+    for _ in range(n):
+        value, other = rng.sample(_data.DIGITS, 2)
+        seed_i = rng.random()
+        pair = [
+            _data.variable_chain(
+                random.Random(seed_i), hops, distractors, value=v, avoid=(value, other)
+            )
+            for v in (value, other)
+        ]
+        clean.append(pair[0].prompt)
+        corrupted.append(pair[1].prompt)
+        answers.append(value)
+        wrong.append(other)
+    return Task(
+        clean,
+        corrupted,
+        answers,
+        wrong,
+        metric=metric,
+        name=f"variable tracking ({hops} hops)",
+        info={"hops": hops, "distractors": distractors, "seed": seed},
+    )

@@ -1,0 +1,160 @@
+"""patch_sweep gives the numbers transformer_lens.patching gives, on the shipped model."""
+
+import pytest
+import torch
+import transformer_lens.patching as tlp
+
+from interp import load_model
+from interp.hooks import UnknownHookError
+from interp.patching import patch_sweep
+from interp.tasks import Task, induction_task
+
+TOL = 1e-4
+
+# (site, by, TransformerLens function): every sweep both libraries offer, in TL's axis order
+REFERENCE = [
+    ("resid_pre", ("layer", "pos"), tlp.get_act_patch_resid_pre),
+    ("resid_mid", ("layer", "pos"), tlp.get_act_patch_resid_mid),
+    ("attn_out", ("layer", "pos"), tlp.get_act_patch_attn_out),
+    ("mlp_out", ("layer", "pos"), tlp.get_act_patch_mlp_out),
+    ("z", ("layer", "pos", "head"), tlp.get_act_patch_attn_head_out_by_pos),
+    ("q", ("layer", "pos", "head"), tlp.get_act_patch_attn_head_q_by_pos),
+    ("k", ("layer", "pos", "head"), tlp.get_act_patch_attn_head_k_by_pos),
+    ("v", ("layer", "pos", "head"), tlp.get_act_patch_attn_head_v_by_pos),
+    ("pattern", ("layer", "head", "pos"), tlp.get_act_patch_attn_head_pattern_by_pos),
+    ("z", ("layer", "head"), tlp.get_act_patch_attn_head_out_all_pos),
+    ("q", ("layer", "head"), tlp.get_act_patch_attn_head_q_all_pos),
+    ("k", ("layer", "head"), tlp.get_act_patch_attn_head_k_all_pos),
+    ("v", ("layer", "head"), tlp.get_act_patch_attn_head_v_all_pos),
+    ("pattern", ("layer", "head"), tlp.get_act_patch_attn_head_pattern_all_pos),
+]
+
+
+@pytest.fixture(scope="module")
+def task(induction_model):
+    return induction_task(induction_model, n=4, period=8, seed=3)
+
+
+@pytest.fixture(scope="module")
+def caches(induction_model, task):
+    batch = task.tokens(induction_model)
+    _, clean = induction_model.run_with_cache(batch.clean)
+    _, corrupted = induction_model.run_with_cache(batch.corrupted)
+    return batch, clean, corrupted
+
+
+@pytest.mark.parametrize("engine", ["resume", "full"])
+@pytest.mark.parametrize(
+    ("site", "by", "reference"), REFERENCE, ids=lambda x: getattr(x, "__name__", str(x))
+)
+def test_denoising_equals_transformer_lens(
+    induction_model, task, caches, site, by, reference, engine
+):
+    batch, clean_cache, _ = caches
+    expected = reference(induction_model, batch.corrupted, clean_cache, batch.tl_metric())
+    ours = patch_sweep(induction_model, task, site, by, engine=engine, progress=False)
+    assert ours.values.shape == expected.shape
+    assert (ours.values - expected).abs().max().item() <= TOL
+    assert ours.axes == by
+
+
+@pytest.mark.parametrize(
+    ("site", "by", "reference"), REFERENCE[:5], ids=lambda x: getattr(x, "__name__", str(x))
+)
+def test_noising_equals_transformer_lens(induction_model, task, caches, site, by, reference):
+    batch, _, corrupted_cache = caches
+    batch.baseline(induction_model)
+    expected = reference(induction_model, batch.clean, corrupted_cache, batch.tl_metric())
+    ours = patch_sweep(induction_model, task, site, by, direction="noise", progress=False)
+    assert (ours.values - expected).abs().max().item() <= TOL
+
+
+def test_every_block_sweep_equals_transformer_lens(induction_model, task, caches):
+    batch, clean_cache, _ = caches
+    expected = tlp.get_act_patch_block_every(
+        induction_model, batch.corrupted, clean_cache, batch.tl_metric()
+    )
+    ours = torch.stack(
+        [
+            patch_sweep(induction_model, task, s, progress=False).values
+            for s in ("resid_pre", "attn_out", "mlp_out")
+        ]
+    )
+    assert (ours - expected).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize("metric", ["prob", "loss", "kl"])
+def test_other_metrics_equal_transformer_lens(induction_model, metric):
+    task = induction_task(induction_model, n=3, period=8, seed=5, metric=metric)
+    batch = task.tokens(induction_model)
+    batch.baseline(induction_model)
+    _, clean_cache = induction_model.run_with_cache(batch.clean)
+    expected = tlp.get_act_patch_attn_head_out_by_pos(
+        induction_model, batch.corrupted, clean_cache, batch.tl_metric()
+    )
+    ours = patch_sweep(induction_model, task, "z", ("layer", "pos", "head"), progress=False)
+    assert (ours.values - expected).abs().max().item() <= TOL
+
+
+def test_bridge_gives_the_same_numbers(induction_model, task):
+    bridge = load_model("induction-2l", device="cpu", backend="bridge")
+    for site, by in [("z", ("layer", "pos", "head")), ("resid_pre", ("layer", "pos"))]:
+        hooked = patch_sweep(induction_model, task, site, by, progress=False)
+        bridged = patch_sweep(bridge, task, site, by, progress=False)
+        assert bridged.provenance["engine"] == "full"
+        assert (hooked.values - bridged.values).abs().max().item() <= TOL
+
+
+def test_the_induction_head_restores_the_answer(induction_model, task):
+    result = patch_sweep(
+        induction_model, task, "z", ("layer", "head"), normalize=True, progress=False
+    )
+    (where, value), *_ = result.top(1)
+    assert where["layer"] == "1" and value > 0.3
+    assert result.provenance["clean_metric"] > result.provenance["corrupted_metric"]
+
+
+def test_result_labels_positions_with_tokens(induction_model, task):
+    result = patch_sweep(induction_model, task, "resid_pre", progress=False)
+    assert result.labels["pos"][0] == "0:<|endoftext|>"
+    assert result.provenance["site"] == "resid_pre" and result.provenance["direction"] == "denoise"
+
+
+def test_bad_input_fails_before_work(induction_model, task):
+    with pytest.raises(ValueError, match="empty sweep"):
+        patch_sweep(induction_model, task, "z", by=())
+    with pytest.raises(ValueError, match="not accepted for site 'resid_pre'"):
+        patch_sweep(induction_model, task, "resid_pre", by=("layer", "head"))
+    with pytest.raises(ValueError, match="cannot be patched"):
+        patch_sweep(induction_model, task, "mlp_in")
+    with pytest.raises(ValueError, match="direction='sideways'"):
+        patch_sweep(induction_model, task, "z", direction="sideways")
+
+
+def test_site_missing_from_the_model_is_named():
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = HookedTransformerConfig(
+        n_layers=1,
+        d_model=16,
+        n_ctx=8,
+        d_head=4,
+        n_heads=4,
+        d_vocab=11,
+        attn_only=True,
+        act_fn="gelu",
+    )
+    model = HookedTransformer(cfg)
+    tokens = torch.randint(0, 11, (2, 5))
+    task = Task(
+        tokens, tokens.flip(0), answers=torch.tensor([1, 2]), wrong_answers=torch.tensor([3, 4])
+    )
+    with pytest.raises(UnknownHookError, match="blocks.0.hook_mlp_out"):
+        patch_sweep(model, task, "mlp_out")
+
+
+def test_nan_metric_is_an_error(induction_model, task):
+    batch = task.tokens(induction_model)
+    batch.per_prompt = lambda logits: torch.full(logits.shape[:2], float("nan"))
+    with pytest.raises(FloatingPointError, match="NaN"):
+        patch_sweep(induction_model, batch, "resid_pre", progress=False)
