@@ -149,7 +149,7 @@ def patch_sweep(
         metric = f"{metric} (normalised: corrupted 0, clean 1)"
     labels = {a: [str(i) for i in range(sizes[a])] for a in by}
     if "pos" in by:
-        labels["pos"] = _position_labels(model, batch.clean[0])
+        labels["pos"] = position_labels(model, batch.clean[0])
     return Result(
         values,
         by,
@@ -170,7 +170,8 @@ def patch_sweep(
     )
 
 
-def _position_labels(model, tokens: Tensor) -> list[str]:
+def position_labels(model, tokens: Tensor) -> list[str]:
+    """``"i:token"`` labels for a position axis (token ids when the model has no tokenizer)."""
     strings = model.to_str_tokens(tokens) if model.tokenizer is not None else tokens.tolist()
     return [f"{i}:{s}" for i, s in enumerate(strings)]
 
@@ -313,7 +314,8 @@ class _ResumeRunner(_FullRunner):
         with model_lock(model):
             x = forward.resume(model, x, layer, start, prefix, _SitePatch(self.site, write))
             at = self.batch.answer_pos - start
-            return model.ln_final(x[:, at : at + 1])[:, 0]
+            final = x[:, at : at + 1]
+            return (model.ln_final(final) if hasattr(model, "ln_final") else final)[:, 0]
 
     def score(self, resid: Tensor, n: int) -> Tensor:
         return self.batch.score_resid(resid.view(n, self.batch.batch, -1), self.model)

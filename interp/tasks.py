@@ -300,3 +300,72 @@ def variable_tracking_task(
         name=f"variable tracking ({hops} hops)",
         info={"hops": hops, "distractors": distractors, "seed": seed},
     )
+
+
+IOI_TEMPLATES = (
+    "When{A} and{B} went to the store,{B} gave a drink to",
+    "When{A} and{B} went to the park,{B} handed a ball to",
+    "After{A} and{B} finished lunch,{B} passed the salt to",
+    "Then{A} and{B} had a long argument, and afterwards{B} said to",
+    "While{A} and{B} were working at the office,{B} sent an email to",
+    "Friends{A} and{B} found a book at the library.{B} gave it to",
+)
+IOI_NAMES = (
+    " Mary",
+    " John",
+    " Alice",
+    " Bob",
+    " Tom",
+    " James",
+    " Sarah",
+    " David",
+    " Emma",
+    " Michael",
+    " Anna",
+    " Paul",
+    " Lisa",
+    " Mark",
+    " Kate",
+    " Peter",
+    " Laura",
+    " Daniel",
+    " Rachel",
+    " Chris",
+)
+
+
+def ioi_task(model, n: int = 24, seed: int = 0, metric: Metric = "logit_diff") -> Task:
+    """Indirect object identification (Wang et al., 2022), with the "ABC" corruption.
+
+    Clean: ``When Mary and John went to the store, John gave a drink to`` -> `` Mary`` (the
+    indirect object); the wrong answer is the subject `` John``. Corrupted: the second mention of
+    the subject replaced by a third name, so nothing tells which of the first two is the object.
+    Names are those of ``IOI_NAMES`` that are one token for ``model``; half the pairs put the
+    object first, half the subject.
+    """
+    names = [name for name in IOI_NAMES if len(model.to_tokens(name, prepend_bos=False)[0]) == 1]
+    if len(names) < 3:
+        raise ValueError(
+            f"the model's tokenizer has only {len(names)} one-token names; IOI needs 3"
+        )
+    rng = random.Random(seed)
+    clean, corrupted, answers, wrong = [], [], [], []
+    for i in range(n):
+        template = IOI_TEMPLATES[i % len(IOI_TEMPLATES)]
+        io, s, third = rng.sample(names, 3)
+        first, second = (io, s) if i % 2 == 0 else (s, io)
+        clean.append(template.replace("{A}", first).replace("{B}", second, 1).replace("{B}", s))
+        corrupted.append(
+            template.replace("{A}", first).replace("{B}", second, 1).replace("{B}", third)
+        )
+        answers.append(io)
+        wrong.append(s)
+    return Task(
+        clean,
+        corrupted,
+        answers,
+        wrong,
+        metric=metric,
+        name="indirect object identification",
+        info={"seed": seed, "names": names},
+    )

@@ -101,11 +101,10 @@ def _new_model(cfg: _train.TrainConfig, tokenizer):
     return LlamaForCausalLM(_train.model_config(cfg, tokenizer))
 
 
-def _train_induction(out: Path, steps: int | None) -> dict:
-    cfg = (
-        INDUCTION_2L
-        if steps is None
-        else _train.TrainConfig(**{**vars(INDUCTION_2L), "steps": steps})
+def _train_induction(out: Path, steps: int | None, checkpoint_every: int | None = None) -> dict:
+    overrides = {"steps": steps, "checkpoint_every": checkpoint_every}
+    cfg = _train.TrainConfig(
+        **{**vars(INDUCTION_2L), **{k: v for k, v in overrides.items() if v is not None}}
     )
     gen = _train.seed_everything(cfg.seed)
     tok = _train.shared_tokenizer()
@@ -267,13 +266,19 @@ _TRAINERS = {
 }
 
 
-def train(name: str, out: Path | None = None, steps: int | None = None) -> dict:
+def train(
+    name: str,
+    out: Path | None = None,
+    steps: int | None = None,
+    checkpoint_every: int | None = None,
+) -> dict:
     """Train organism ``name`` (seeded) and save it to ``out`` (default: the shipped folder).
 
     Arguments:
         name: one of ``ORGANISMS``.
         out: destination folder; written atomically.
         steps: override the number of steps (for quick checks; the shipped models use the default).
+        checkpoint_every: override how often training checkpoints are written (induction-2l).
 
     Returns:
         The metrics written to the model card.
@@ -281,4 +286,9 @@ def train(name: str, out: Path | None = None, steps: int | None = None) -> dict:
     if name not in _TRAINERS:
         raise ValueError(f"unknown organism {name!r}; known: {', '.join(ORGANISMS)}")
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 8)))
-    return _TRAINERS[name](Path(out) if out else ORGANISMS[name].path, steps)
+    folder = Path(out) if out else ORGANISMS[name].path
+    if checkpoint_every is not None:
+        if name != "induction-2l":
+            raise ValueError(f"checkpoint_every applies to induction-2l only, not {name!r}")
+        return _train_induction(folder, steps, checkpoint_every)
+    return _TRAINERS[name](folder, steps)

@@ -1,4 +1,4 @@
-"""Head detectors: which attention heads do what, for all heads at once.
+"""Head detectors from attention patterns: which heads do what, for all heads at once.
 
 An **induction head** completes patterns: at a token ``A`` that occurred before as ``A B``, it
 attends to the ``B`` that followed the earlier ``A`` (and copies it). A **previous-token head**
@@ -15,9 +15,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from .hooks import hook_name, model_lock, run_with_cache
-from .models import provenance
-from .result import Result
+from ..hooks import hook_name, model_lock, run_with_cache
+from ..models import provenance
+from ..result import Result
 
 
 def repeated_random_tokens(
@@ -134,3 +134,92 @@ def repeated_token_loss(model, tokens: Tensor | None = None, period: int | None 
     first = loss[:, offset0 : offset0 + period - 1].mean().item()
     second = loss[:, offset0 + period : offset0 + 2 * period - 1].mean().item()
     return first, second
+
+
+def duplicate_token_scores(
+    model, tokens: Tensor | None = None, period: int | None = None
+) -> Result:
+    """Each head's mean attention from a token to its own earlier occurrence (one period back)."""
+    tokens, period, offset0 = _probe(model, tokens, period)
+    scores = _diagonal_score(_patterns(model, tokens), offset=period, start=offset0 + period)
+    return _head_result(
+        model,
+        scores,
+        "duplicate-token score",
+        "duplicate_token_scores",
+        {"period": period, "n_sequences": tokens.shape[0]},
+    )
+
+
+def bos_scores(model, tokens: Tensor | None = None) -> Result:
+    """Each head's mean attention to the first position (attention sink / BOS heads)."""
+    tokens, _, _ = _probe(model, tokens, None)
+    patterns = _patterns(model, tokens)
+    scores = patterns[..., 1:, 0].mean(dim=(1, 3)).float()
+    return _head_result(
+        model, scores, "attention to BOS", "bos_scores", {"n_sequences": tokens.shape[0]}
+    )
+
+
+def attention_entropy(model, tokens: Tensor | None = None) -> Result:
+    """Mean entropy (nats) of each head's attention distribution, over positions and prompts."""
+    tokens, _, _ = _probe(model, tokens, None)
+    p = _patterns(model, tokens).float()
+    entropy = -(p * p.clamp_min(1e-12).log()).sum(-1)  # layer batch head q
+    return _head_result(
+        model,
+        entropy.mean(dim=(1, 3)),
+        "attention entropy (nats)",
+        "attention_entropy",
+        {"n_sequences": tokens.shape[0]},
+    )
+
+
+DETECTION_KINDS = ("previous_token_head", "duplicate_token_head", "induction_head")
+
+
+def detection_pattern(tokens: Tensor, kind: str) -> Tensor:
+    """The 0/1 ``[batch, q, k]`` pattern an ideal head of ``kind`` would have (TransformerLens's)."""
+    if kind not in DETECTION_KINDS:
+        raise ValueError(f"kind={kind!r} is not accepted; use one of {DETECTION_KINDS}")
+    b, t = tokens.shape
+    if kind == "previous_token_head":
+        return torch.diag_embed(torch.ones(t - 1), offset=-1).expand(b, t, t).clone()
+    same = (tokens[:, :, None] == tokens[:, None, :]).float()
+    same = same * (1 - torch.eye(t))  # not the current token itself
+    if kind == "induction_head":
+        same = torch.cat([torch.zeros(b, t, 1), same[:, :, :-1]], dim=2)
+    return torch.tril(same)
+
+
+def detection_scores(
+    model,
+    tokens: Tensor,
+    kind: str,
+    *,
+    exclude_bos: bool = False,
+    exclude_current_token: bool = False,
+) -> Result:
+    """TransformerLens's ``head_detector.detect_head`` score (``error_measure="mul"``), batched.
+
+    The fraction of each head's attention that falls where an ideal head of ``kind`` would put it,
+    averaged over the sequences in ``tokens`` (``[batch, pos]``), all in one forward pass.
+    """
+    if tokens.dim() != 2 or tokens.shape[1] < 2:
+        raise ValueError(f"tokens must be [batch, pos] with pos >= 2, got {tuple(tokens.shape)}")
+    patterns = _patterns(model, tokens.to(model.cfg.device)).float()  # layer batch head q k
+    det = detection_pattern(tokens.cpu(), kind).to(patterns.device)
+    if exclude_bos:
+        patterns = patterns.clone()
+        patterns[..., 0] = 0
+    if exclude_current_token:
+        patterns = patterns * (1 - torch.eye(patterns.shape[-1], device=patterns.device))
+    hits = (patterns * det[None, :, None]).sum(dim=(-1, -2))
+    scores = (hits / patterns.sum(dim=(-1, -2))).mean(1)
+    return _head_result(
+        model,
+        scores,
+        f"{kind} detection score",
+        "detection_scores",
+        {"kind": kind, "exclude_bos": exclude_bos, "exclude_current_token": exclude_current_token},
+    )

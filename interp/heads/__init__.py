@@ -1,0 +1,15 @@
+"""Head analysis: detectors from attention patterns, and head circuits read from the weights."""
+
+from ._detectors import DETECTION_KINDS as DETECTION_KINDS
+from ._detectors import attention_entropy as attention_entropy
+from ._detectors import bos_scores as bos_scores
+from ._detectors import detection_pattern as detection_pattern
+from ._detectors import detection_scores as detection_scores
+from ._detectors import duplicate_token_scores as duplicate_token_scores
+from ._detectors import induction_scores as induction_scores
+from ._detectors import previous_token_scores as previous_token_scores
+from ._detectors import repeated_random_tokens as repeated_random_tokens
+from ._detectors import repeated_token_loss as repeated_token_loss
+from ._weights import COMPOSITION_MODES as COMPOSITION_MODES
+from ._weights import composition_scores as composition_scores
+from ._weights import ov_copying_scores as ov_copying_scores

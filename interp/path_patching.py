@@ -1,0 +1,173 @@
+"""Path patching: the effect of one head on another head's input (or on the logits) alone.
+
+Activation patching a head measures its total effect, through every later component. Path
+patching isolates a *path*: sender head -> receiver. As in the IOI paper (Wang et al., 2022):
+
+1. Run the target prompts with every attention head's output frozen to its target-run value,
+   except the sender, whose output comes from the source run. MLPs and norms recompute, so the
+   sender's effect reaches the receivers directly and through MLPs, but not through other heads.
+2. Receivers are inputs of later heads (``("q"|"k"|"v", layer, head)``): record them in run 1,
+   then run the target prompts again with only those receiver inputs replaced, and read the
+   metric. A receiver of ``"logits"`` reads the metric of run 1 directly.
+
+``direction="noise"`` (the IOI convention) patches corrupted sender outputs into the clean run;
+``"denoise"`` patches clean outputs into the corrupted run. ``path_patch_sweep`` tries every head
+as the sender, batching many senders into one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .hooks import hook_name, run_with_cache, scoped_hooks
+from .models import provenance
+from .result import Result
+from .tasks import Task, TaskBatch
+
+Receiver = tuple[str, int, int]  # ("q" | "k" | "v", layer, head)
+
+
+def _receivers(model, receivers) -> list[Receiver] | str:
+    if receivers == "logits":
+        return "logits"
+    out = []
+    for r in receivers:
+        if not (isinstance(r, tuple | list) and len(r) == 3 and r[0] in ("q", "k", "v")):
+            raise ValueError(
+                f"receiver {r!r} is not accepted; use ('q'|'k'|'v', layer, head) or 'logits'"
+            )
+        kind, layer, head = r[0], int(r[1]), int(r[2])
+        if not (0 <= layer < model.cfg.n_layers and 0 <= head < model.cfg.n_heads):
+            raise ValueError(
+                f"receiver {r!r} is out of range: layers 0..{model.cfg.n_layers - 1}, "
+                f"heads 0..{model.cfg.n_heads - 1}"
+            )
+        out.append((kind, layer, head))
+    if not out:
+        raise ValueError(
+            "receivers is empty; give at least one ('q'|'k'|'v', layer, head) or 'logits'"
+        )
+    return out
+
+
+def path_patch_sweep(
+    model,
+    task: Task | TaskBatch,
+    receivers: Sequence[Receiver] | str = "logits",
+    direction: str = "noise",
+    *,
+    normalize: bool = False,
+    senders_per_pass: int = 16,
+    progress: bool = True,
+) -> Result:
+    """Path-patch every head as the sender, into ``receivers``; a ``layer x head`` Result.
+
+    Arguments:
+        model: a TransformerLens model.
+        task: the task whose metric is read.
+        receivers: ``"logits"`` or a list of ``("q"|"k"|"v", layer, head)`` head inputs.
+        direction: ``"noise"`` (corrupted sender into clean run) or ``"denoise"``.
+        normalize: map the corrupted run to 0 and the clean run to 1.
+        senders_per_pass: how many senders share one batched pass.
+
+    Returns:
+        A Result over ``("layer", "head")`` of senders; heads at or after the earliest receiver's
+        layer cannot reach it and get the unpatched metric.
+    """
+    batch = task.tokens(model) if isinstance(task, Task) else task
+    if direction not in ("noise", "denoise"):
+        raise ValueError(f"direction={direction!r} is not accepted; use 'noise' or 'denoise'")
+    recv = _receivers(model, receivers)
+    clean_score, corrupted_score = batch.baseline(model)
+    target, source = (
+        (batch.clean, batch.corrupted) if direction == "noise" else (batch.corrupted, batch.clean)
+    )
+    target_score = clean_score if direction == "noise" else corrupted_score
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    z_names = [hook_name(model, "z", layer) for layer in range(n_layers)]
+    _, target_z = run_with_cache(model, target, z_names)
+    _, source_z = run_with_cache(model, source, z_names)
+    last_layer = n_layers if recv == "logits" else min(layer for _, layer, _ in recv)
+    senders = [(layer, head) for layer in range(last_layer) for head in range(n_heads)]
+    values = torch.full((n_layers, n_heads), target_score)
+    bar = tqdm(total=len(senders), desc="path patching", disable=not progress, leave=False)
+    for k in range(0, len(senders), senders_per_pass):
+        chunk = senders[k : k + senders_per_pass]
+        values_chunk = _run_chunk(model, batch, target, chunk, target_z, source_z, z_names, recv)
+        for (layer, head), v in zip(chunk, values_chunk.tolist(), strict=True):
+            values[layer, head] = v
+        bar.update(len(chunk))
+    bar.close()
+    metric = batch.metric
+    if normalize:
+        values = (values - corrupted_score) / (clean_score - corrupted_score)
+        metric = f"{metric} (normalised: corrupted 0, clean 1)"
+    return Result(
+        values,
+        ("layer", "head"),
+        metric,
+        provenance={
+            "model": provenance(model),
+            "task": batch.task.name,
+            "method": "path_patch_sweep",
+            "receivers": recv if recv == "logits" else [list(r) for r in recv],
+            "direction": direction,
+            "clean_metric": clean_score,
+            "corrupted_metric": corrupted_score,
+        },
+    )
+
+
+def _run_chunk(model, batch, target, chunk, target_z, source_z, z_names, recv) -> Tensor:
+    """Metric for each sender in ``chunk``: one frozen pass, then (for head receivers) one more."""
+    b, reps = batch.batch, len(chunk)
+    tokens = target.repeat(reps, 1)
+
+    def freeze(layer):
+        def hook(z, hook):
+            z = target_z[z_names[layer]].repeat(reps, 1, 1, 1).clone()
+            for n, (s_layer, s_head) in enumerate(chunk):
+                if s_layer == layer:
+                    z[n * b : (n + 1) * b, :, s_head] = source_z[z_names[layer]][:, :, s_head]
+            return z
+
+        return hook
+
+    hooks = [(z_names[layer], freeze(layer)) for layer in range(model.cfg.n_layers)]
+    if recv == "logits":
+        with scoped_hooks(model, hooks), torch.no_grad():
+            logits = model(tokens)[:, batch.answer_pos]
+        return batch.score(logits.view(reps, b, -1))
+    names = {(kind, layer): hook_name(model, kind, layer) for kind, layer, _ in recv}
+    recorded: dict[str, Tensor] = {}
+
+    def record(name):
+        def hook(act, hook):
+            recorded[name] = act.detach().clone()
+
+        return hook
+
+    with (
+        scoped_hooks(model, hooks + [(n, record(n)) for n in set(names.values())]),
+        torch.no_grad(),
+    ):
+        model(tokens)
+
+    def replace(name, heads):
+        def hook(act, hook):
+            act = act.clone()
+            act[:, :, heads] = recorded[name][:, :, heads]
+            return act
+
+        return hook
+
+    by_name: dict[str, list[int]] = {}
+    for kind, layer, head in recv:
+        by_name.setdefault(names[(kind, layer)], []).append(head)
+    with scoped_hooks(model, [(n, replace(n, h)) for n, h in by_name.items()]), torch.no_grad():
+        logits = model(tokens)[:, batch.answer_pos]
+    return batch.score(logits.view(reps, b, -1))

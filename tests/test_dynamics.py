@@ -1,0 +1,87 @@
+"""Heads across training (formation, phase change) and post-training (emergence)."""
+
+import pytest
+import torch
+
+from interp import load_model
+from interp.dynamics import (
+    accuracy_with_heads_ablated,
+    emergent_heads,
+    formation,
+    organism_checkpoints,
+    phase_change,
+    random_head_sets,
+)
+from interp.organisms import _train, train
+from interp.tasks import variable_tracking_task
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("untrained") / "step-0"
+    train("induction-2l", out=folder, steps=1)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def text():
+    tok = _train.shared_tokenizer()
+    stream = _train.corpus_stream(tok)
+    gen = torch.Generator().manual_seed(0)
+    from interp.organisms._data import text_batch
+
+    return text_batch(stream[-len(stream) // 20 :], 8, 200, gen)
+
+
+def test_formation_finds_the_jump_from_untrained_to_trained(untrained, text, tmp_path):
+    out = tmp_path / "formation.json"
+    result = formation([(0, untrained), (2500, "induction-2l")], text=text, out=out, progress=False)
+    curve = result["max_induction"].values
+    assert curve[0] < 0.2 and curve[1] > 0.4
+    assert phase_change(result["max_induction"]) == 2500
+    assert result["icl"].values[1] < result["icl"].values[0]
+    assert result["induction"].axes == ("step", "layer", "head")
+    # resumed from the file: no model is loaded again
+    import interp.dynamics as dyn
+
+    real = dyn.load_model
+    dyn.load_model = lambda *a, **k: (_ for _ in ()).throw(AssertionError("reloaded"))
+    try:
+        again = formation(
+            [(0, untrained), (2500, "induction-2l")], text=text, out=out, progress=False
+        )
+    finally:
+        dyn.load_model = real
+    assert torch.equal(again["max_induction"].values, result["max_induction"].values)
+
+
+def test_checkpoints_of_another_architecture_are_refused(text):
+    with pytest.raises(ValueError, match="architecture"):
+        formation([(0, "induction-2l"), (1, "reasoning-base")], text=text, progress=False)
+    with pytest.raises(ValueError, match="increasing"):
+        formation([(5, "induction-2l"), (1, "induction-2l")], text=text, progress=False)
+
+
+def test_training_writes_checkpoints_that_are_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
+    train("induction-2l", out=tmp_path / "model", steps=4, checkpoint_every=2)
+    found = organism_checkpoints("induction-2l")
+    assert [step for step, _ in found] == [2, 4]
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="interp organisms train"):
+        organism_checkpoints("induction-2l")
+
+
+def test_emerged_heads_carry_the_tuned_models_reasoning():
+    base = load_model("reasoning-base", device="cpu")
+    tuned = load_model("reasoning-tuned", device="cpu")
+    task = variable_tracking_task(tuned, n=48, hops=2, seed=11)
+    found = emergent_heads(base, tuned, task)
+    assert found["emerged"], "post-training should make some heads important"
+    heads = found["emerged"][:3]
+    hurt = accuracy_with_heads_ablated(tuned, task, heads)
+    random_draws = [
+        accuracy_with_heads_ablated(tuned, task, hs)
+        for hs in random_head_sets(tuned, len(heads), draws=5, exclude=heads)
+    ]
+    assert hurt < sum(random_draws) / len(random_draws) - 0.2

@@ -1,0 +1,98 @@
+"""Head detectors and weight-based head circuits, against TransformerLens where it has them."""
+
+import pytest
+import torch
+from transformer_lens.head_detector import detect_head
+
+from interp.heads import (
+    DETECTION_KINDS,
+    attention_entropy,
+    bos_scores,
+    composition_scores,
+    detection_scores,
+    duplicate_token_scores,
+    induction_scores,
+    ov_copying_scores,
+    previous_token_scores,
+    repeated_random_tokens,
+)
+
+
+@pytest.mark.parametrize("kind", DETECTION_KINDS)
+@pytest.mark.parametrize("exclude", [(False, False), (True, True)])
+def test_detection_scores_equal_transformer_lens(induction_model, kind, exclude):
+    tokens = repeated_random_tokens(induction_model, n=3, period=12, seed=1)
+    texts = [induction_model.to_string(row[1:]) for row in tokens]
+    # TL tokenizes strings itself; compare on exactly the tokens it sees
+    seen = torch.stack([induction_model.to_tokens(t)[0] for t in texts])
+    ours = detection_scores(
+        induction_model, seen, kind, exclude_bos=exclude[0], exclude_current_token=exclude[1]
+    )
+    ref = torch.stack(
+        [
+            detect_head(
+                induction_model, t, kind, exclude_bos=exclude[0], exclude_current_token=exclude[1]
+            )
+            for t in texts
+        ]
+    ).mean(0)
+    assert torch.allclose(ours.values, ref.float(), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["Q", "K", "V"])
+def test_composition_scores_equal_transformer_lens(induction_model, mode):
+    ours = composition_scores(induction_model, mode)
+    ref = induction_model.all_composition_scores(mode)
+    assert ours.values.shape == ref.shape
+    assert torch.allclose(ours.values, ref.float(), atol=1e-4)
+
+
+def test_k_composition_links_the_previous_token_head_to_the_induction_head(induction_model):
+    prev = previous_token_scores(induction_model).values[0].argmax().item()
+    ind = induction_scores(induction_model).values[1].argmax().item()
+    k = composition_scores(induction_model, "K").values[
+        0, :, 1, :
+    ]  # layer-0 heads -> layer-1 heads
+    assert k[prev, ind] == k.max()
+
+
+def test_other_detectors_are_probabilities_and_entropies(induction_model):
+    for result in [duplicate_token_scores(induction_model), bos_scores(induction_model)]:
+        assert result.values.shape == (2, 4)
+        assert 0 <= result.values.min() and result.values.max() <= 1
+    entropy = attention_entropy(induction_model).values
+    assert (entropy >= 0).all() and (entropy <= torch.log(torch.tensor(101.0))).all()
+
+
+def test_ov_copying_on_a_constructed_copying_head():
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = HookedTransformerConfig(
+        n_layers=1,
+        d_model=16,
+        n_ctx=8,
+        d_head=16,
+        n_heads=2,
+        d_vocab=16,
+        attn_only=True,
+        act_fn="gelu",
+        seed=0,
+    )
+    model = HookedTransformer(cfg)
+    with torch.no_grad():
+        model.W_E.copy_(torch.eye(16))
+        model.W_U.copy_(torch.eye(16))
+        model.blocks[0].attn.W_V.copy_(torch.stack([torch.eye(16), torch.eye(16)]))
+        model.blocks[0].attn.W_O.copy_(torch.stack([torch.eye(16), -torch.eye(16)]))
+    copying, suppression = ov_copying_scores(model, n_tokens=16)
+    assert copying.values[0].tolist() == [1.0, 0.0]
+    assert suppression.values[0].tolist() == [0.0, 1.0]
+
+
+def test_bad_arguments(induction_model):
+    with pytest.raises(ValueError, match="kind='bigram_head'"):
+        detection_scores(induction_model, torch.zeros(1, 4, dtype=torch.long), "bigram_head")
+    with pytest.raises(ValueError, match="mode='X'"):
+        composition_scores(induction_model, "X")
+    with pytest.raises(ValueError, match="cannot hold two copies"):
+        induction_scores(induction_model, torch.zeros(2, 5, dtype=torch.long), period=4)

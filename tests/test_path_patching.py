@@ -1,0 +1,98 @@
+"""Path patching checked against a hand-written loop and against activation patching."""
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from interp.patching import patch_sweep
+from interp.path_patching import path_patch_sweep
+from interp.tasks import Task
+
+
+def tiny(attn_only=False, n_layers=3, seed=0):
+    cfg = HookedTransformerConfig(
+        n_layers=n_layers,
+        d_model=32,
+        n_ctx=16,
+        d_head=8,
+        n_heads=3,
+        d_vocab=11,
+        d_mlp=64,
+        act_fn="gelu",
+        attn_only=attn_only,
+        seed=seed,
+    )
+    model = HookedTransformer(cfg)
+    model.eval()
+    return model
+
+
+def tiny_task(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    clean = torch.randint(0, 11, (3, 7), generator=gen)
+    corrupted = torch.randint(0, 11, (3, 7), generator=gen)
+    return Task(clean, corrupted, torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6]))
+
+
+def by_hand(model, task, sender, receivers):
+    """The definition, one sender, unbatched, with TransformerLens's own hooks."""
+    batch = task.tokens(model)
+    _, clean = model.run_with_cache(batch.clean)
+    _, corrupted = model.run_with_cache(batch.corrupted)
+    s_layer, s_head = sender
+
+    def freeze(z, hook):
+        layer = hook.layer()
+        z = clean[hook.name].clone()
+        if layer == s_layer:
+            z[:, :, s_head] = corrupted[hook.name][:, :, s_head]
+        return z
+
+    z_hooks = [(f"blocks.{i}.attn.hook_z", freeze) for i in range(model.cfg.n_layers)]
+    if receivers == "logits":
+        logits = model.run_with_hooks(batch.clean, fwd_hooks=z_hooks)
+        return batch.tl_metric()(logits).item()
+    recorded = {}
+
+    def record(act, hook):
+        recorded[hook.name] = act.clone()
+
+    names = {f"blocks.{layer}.attn.hook_{kind}" for kind, layer, _ in receivers}
+    model.run_with_hooks(batch.clean, fwd_hooks=z_hooks + [(n, record) for n in names])
+
+    def replace(act, hook):
+        for kind, layer, head in receivers:
+            if hook.name == f"blocks.{layer}.attn.hook_{kind}":
+                act[:, :, head] = recorded[hook.name][:, :, head]
+        return act
+
+    logits = model.run_with_hooks(batch.clean, fwd_hooks=[(n, replace) for n in names])
+    return batch.tl_metric()(logits).item()
+
+
+@pytest.mark.parametrize("receivers", ["logits", [("q", 2, 0), ("v", 2, 1)], [("k", 1, 2)]])
+def test_sweep_equals_the_definition_applied_by_hand(receivers):
+    model, task = tiny(), tiny_task()
+    result = path_patch_sweep(model, task, receivers, senders_per_pass=4, progress=False)
+    last = 3 if receivers == "logits" else min(r[1] for r in receivers)
+    for layer in range(last):
+        for head in range(3):
+            expected = by_hand(model, task, (layer, head), receivers)
+            assert result.values[layer, head].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_with_no_other_path_it_equals_activation_patching():
+    model, task = tiny(attn_only=True, n_layers=1), tiny_task(1)
+    paths = path_patch_sweep(model, task, "logits", progress=False)
+    heads = patch_sweep(model, task, "z", ("layer", "head"), direction="noise", progress=False)
+    assert torch.allclose(paths.values, heads.values, atol=1e-5)
+
+
+def test_bad_receivers():
+    model, task = tiny(), tiny_task()
+    with pytest.raises(ValueError, match="out of range"):
+        path_patch_sweep(model, task, [("q", 5, 0)])
+    with pytest.raises(ValueError, match="is not accepted"):
+        path_patch_sweep(model, task, [("z", 1, 0)])
+    with pytest.raises(ValueError, match="receivers is empty"):
+        path_patch_sweep(model, task, [])
