@@ -120,3 +120,143 @@ def attribution_patch(
             }
         results[site] = result
     return results
+
+
+# -- direct logit attribution and the logit lens ----------------------------------------------------
+
+
+def _final_norm(model, vectors: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Apply the final norm to components of the residual stream, with the run's frozen scale.
+
+    With its scale frozen, the final LayerNorm (or RMSNorm) is linear, so the contributions of
+    components add up to the normalised residual stream (its bias aside).
+    """
+    kind = model.cfg.normalization_type
+    if kind in ("LN", "LNPre"):
+        vectors = vectors - vectors.mean(-1, keepdim=True)
+    out = vectors / scale
+    if kind in ("LN", "RMS"):
+        out = out * model.ln_final.w
+    return out
+
+
+def direct_logit_attribution(
+    model, task: Task | TaskBatch, run: str = "clean"
+) -> dict[str, Result]:
+    """Each head's and each MLP neuron's direct effect on the logit difference at the answer position.
+
+    The component's output, passed through the final norm with the run's own (frozen) scale and
+    projected on ``W_U[:, answer] - W_U[:, wrong]`` (or ``W_U[:, answer]`` for other metrics),
+    averaged over prompts. Heads, neurons, embeddings and biases sum to the logit difference.
+
+    Returns:
+        ``{"heads": Result(layer, head), "neurons": Result(layer, neuron), "other": Result(term)}``.
+    """
+    if not hasattr(model, "ln_final") and model.cfg.normalization_type is not None:
+        raise ValueError("direct_logit_attribution needs the model's final norm (ln_final)")
+    batch = task.tokens(model) if isinstance(task, Task) else task
+    if run not in ("clean", "corrupted"):
+        raise ValueError(f"run={run!r} is not accepted; use 'clean' or 'corrupted'")
+    tokens = batch.clean if run == "clean" else batch.corrupted
+    n_layers, pos = model.cfg.n_layers, batch.answer_pos
+    names = [hook_name(model, "z", la) for la in range(n_layers)]
+    names += [hook_name(model, "post", la) for la in range(n_layers)]
+    names += ["hook_embed"] + (["hook_pos_embed"] if "hook_pos_embed" in model.hook_dict else [])
+    if model.cfg.normalization_type is not None:
+        names.append(hook_name(model, "scale_final"))
+    _, cache = run_with_cache(model, tokens, names)
+    direction = model.W_U[:, batch.answers]
+    bias = model.b_U[batch.answers]
+    if batch.wrong_answers is not None and batch.metric == "logit_diff":
+        direction = direction - model.W_U[:, batch.wrong_answers]
+        bias = bias - model.b_U[batch.wrong_answers]
+    direction = direction.T  # batch d_model
+    scale = (
+        cache["ln_final.hook_scale"][:, pos]
+        if model.cfg.normalization_type is not None
+        else torch.ones(1)
+    )
+
+    def project(vectors):  # [batch, ..., d_model] -> [batch, ...]
+        shape = (-1,) + (1,) * (vectors.dim() - 2) + (1,)
+        normed = _final_norm(model, vectors, scale.view(shape))
+        return torch.einsum("b...d,bd->b...", normed, direction)
+
+    heads = torch.stack(
+        [
+            project(torch.einsum("bhd,hdm->bhm", cache[names[la]][:, pos], model.W_O[la])).mean(0)
+            for la in range(n_layers)
+        ]
+    )
+    neurons = torch.stack(
+        [
+            project(cache[names[n_layers + la]][:, pos, :, None] * model.W_out[la]).mean(0)
+            for la in range(n_layers)
+        ]
+    )
+    embed = cache["hook_embed"][:, pos] + (
+        cache["hook_pos_embed"][:, pos] if "hook_pos_embed" in cache else 0
+    )
+    other = {
+        "embed": project(embed).mean(0),
+        "attn biases": project(model.b_O.sum(0).expand_as(embed)).mean(0),
+        "mlp biases": project(model.b_out.sum(0).expand_as(embed)).mean(0),
+        "unembed and norm biases": (
+            bias + (model.ln_final.b @ direction.T).diagonal()
+            if hasattr(model.ln_final, "b")
+            else bias
+        ).mean()
+        if model.cfg.normalization_type is not None
+        else bias.mean(),
+    }
+    prov = {
+        "model": provenance(model),
+        "task": batch.task.name,
+        "method": "direct_logit_attribution",
+        "run": run,
+    }
+    metric = "direct logit attribution" + (
+        " (logit diff)" if batch.wrong_answers is not None else ""
+    )
+    return {
+        "heads": Result(heads.detach().float(), ("layer", "head"), metric, provenance=dict(prov)),
+        "neurons": Result(
+            neurons.detach().float(), ("layer", "neuron"), metric, provenance=dict(prov)
+        ),
+        "other": Result(
+            torch.stack([torch.as_tensor(v).float() for v in other.values()]).detach(),
+            ("term",),
+            metric,
+            {"term": list(other)},
+            dict(prov),
+        ),
+    }
+
+
+def logit_lens(model, tokens: torch.Tensor, targets: torch.Tensor | None = None) -> Result:
+    """Log-probability of each next token read off the residual stream after every layer.
+
+    Each layer's ``resid_post`` goes through the final norm (with its own scale) and the
+    unembedding: ``[layer, pos]`` log-probabilities of ``targets`` (default: the actual next
+    tokens), averaged over the batch.
+    """
+    if tokens.dim() != 2 or tokens.shape[1] < 2:
+        raise ValueError(f"tokens must be [batch, pos>=2], got {tuple(tokens.shape)}")
+    targets = tokens[:, 1:] if targets is None else targets
+    names = [hook_name(model, "resid_post", la) for la in range(model.cfg.n_layers)]
+    _, cache = run_with_cache(model, tokens, names)
+    rows = []
+    with torch.no_grad():
+        for name in names:
+            resid = cache[name][:, : targets.shape[1]]
+            normed = model.ln_final(resid) if hasattr(model, "ln_final") else resid
+            logprobs = (normed @ model.W_U + model.b_U).log_softmax(-1)
+            rows.append(logprobs.gather(-1, targets[..., None].to(logprobs.device))[..., 0].mean(0))
+    labels = {"pos": position_labels(model, tokens[0])[: targets.shape[1]]}
+    return Result(
+        torch.stack(rows).float(),
+        ("layer", "pos"),
+        "log-prob of the next token",
+        labels,
+        {"model": provenance(model), "method": "logit_lens"},
+    )

@@ -367,3 +367,37 @@ def steering(
 
     with scoped_hooks(model, [(name, steer)]):
         yield model
+
+
+@contextmanager
+def attention_knockout(
+    model,
+    layers: Sequence[int],
+    dest: Sequence[int],
+    src: Sequence[int],
+    *,
+    heads: Sequence[int] | None = None,
+) -> Iterator:
+    """Block attention from destination positions ``dest`` to source positions ``src``.
+
+    Inside the block, in ``layers`` (and only ``heads``, default all), the attention scores from
+    each ``dest`` to each ``src`` are set to -inf before the softmax, so no information moves
+    along those edges (Geva et al., 2023). A query left with no allowed key attends nowhere.
+    """
+    n = model.cfg.n_layers
+    bad = [la for la in layers if not 0 <= la < n]
+    if bad or not layers:
+        raise ValueError(f"layers={list(layers)} must be a non-empty list within 0..{n - 1}")
+    names = [hook_name(model, "attn_scores", la) for la in layers]
+    dest_idx, src_idx = torch.as_tensor(list(dest)), torch.as_tensor(list(src))
+
+    def knock(scores, hook):
+        q, k = scores.shape[-2], scores.shape[-1]
+        mask = torch.zeros(q, k, dtype=torch.bool, device=scores.device)
+        mask[(dest_idx % q)[:, None], (src_idx % k)[None, :]] = True
+        h = slice(None) if heads is None else list(heads)
+        scores[:, h] = scores[:, h].masked_fill(mask, float("-inf"))
+        return scores
+
+    with scoped_hooks(model, [(name, knock) for name in names]):
+        yield model

@@ -122,7 +122,7 @@ def load_model(
     *,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
-    backend: Backend = "auto",
+    backend: str = "auto",
     process_weights: bool = False,
 ):
     """Load a model as a TransformerLens model.

@@ -130,7 +130,7 @@ def patch_sweep(
         (batch.corrupted, batch.clean) if direction == "denoise" else (batch.clean, batch.corrupted)
     )
     target_score = corrupted_score if direction == "denoise" else clean_score
-    sizes = {"layer": model.cfg.n_layers, "pos": target.shape[1], "head": model.cfg.n_heads}
+    sizes = {"layer": model.cfg.n_layers, "pos": target.shape[1], "head": _n_heads(model, site)}
     patches = [
         Patch(**{a: dict(zip(by, combo)).get(a) for a in ("layer", "pos", "head")})
         for combo in itertools.product(*(range(sizes[a]) for a in by))
@@ -168,6 +168,18 @@ def patch_sweep(
             "n_prompts": batch.batch,
         },
     )
+
+
+def _n_heads(model, site: str) -> int:
+    """Heads along a site's head axis: key/value heads for k and v under grouped-query attention."""
+    cfg = model.cfg
+    if (
+        site in ("k", "v")
+        and cfg.n_key_value_heads
+        and not getattr(cfg, "ungroup_grouped_query_attention", False)
+    ):
+        return cfg.n_key_value_heads
+    return cfg.n_heads
 
 
 def position_labels(model, tokens: Tensor) -> list[str]:

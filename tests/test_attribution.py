@@ -36,13 +36,16 @@ def test_exact_where_the_metric_is_linear_in_the_activation():
 
 def test_compare_records_the_correlation_with_exact_patching(induction_model):
     task = induction_task(induction_model, n=4, period=8)
-    results = attribution_patch(induction_model, task, ("resid_pre", "z"), compare=True)
+    results = attribution_patch(induction_model, task, ("attn_out", "z"), compare=True)
     assert results["z"].axes == ("layer", "pos", "head")
-    assert results["resid_pre"].values.shape == (2, 13)
+    assert results["attn_out"].values.shape == (2, 13)
     for r in results.values():
         assert -1.0 <= r.provenance["exact"]["pearson"] <= 1.0
-    # the residual stream before layer 0 is where the linear estimate is best
-    assert results["resid_pre"].provenance["exact"]["pearson"] > 0.8
+    # measured: the last layer acts on the logits almost linearly (through the final norm only),
+    # so there the estimate tracks exact patching; through saturated attention it does not
+    exact = patch_sweep(induction_model, task, "attn_out", progress=False).values[-1]
+    estimate = results["attn_out"].values[-1]
+    assert torch.corrcoef(torch.stack([estimate, exact]))[0, 1] > 0.99
 
 
 def test_bad_sites(induction_model):

@@ -14,29 +14,27 @@ from interp.heads import (
     induction_scores,
     ov_copying_scores,
     previous_token_scores,
-    repeated_random_tokens,
 )
+
+TEXTS = [
+    "def f(x):\n    return x + 1\n\ndef f(x):\n    return x + 1\n",
+    "import os\nimport sys\nimport os\n",
+]
 
 
 @pytest.mark.parametrize("kind", DETECTION_KINDS)
 @pytest.mark.parametrize("exclude", [(False, False), (True, True)])
 def test_detection_scores_equal_transformer_lens(induction_model, kind, exclude):
-    tokens = repeated_random_tokens(induction_model, n=3, period=12, seed=1)
-    texts = [induction_model.to_string(row[1:]) for row in tokens]
-    # TL tokenizes strings itself; compare on exactly the tokens it sees
-    seen = torch.stack([induction_model.to_tokens(t)[0] for t in texts])
-    ours = detection_scores(
-        induction_model, seen, kind, exclude_bos=exclude[0], exclude_current_token=exclude[1]
-    )
-    ref = torch.stack(
-        [
-            detect_head(
-                induction_model, t, kind, exclude_bos=exclude[0], exclude_current_token=exclude[1]
-            )
-            for t in texts
-        ]
-    ).mean(0)
-    assert torch.allclose(ours.values, ref.float(), atol=1e-5)
+    bos, current = exclude
+    for text in TEXTS:
+        tokens = induction_model.to_tokens(text)  # exactly what detect_head tokenizes
+        ours = detection_scores(
+            induction_model, tokens, kind, exclude_bos=bos, exclude_current_token=current
+        )
+        ref = detect_head(
+            induction_model, text, kind, exclude_bos=bos, exclude_current_token=current
+        )
+        assert torch.allclose(ours.values, ref.float(), atol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["Q", "K", "V"])

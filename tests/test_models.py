@@ -23,7 +23,7 @@ def test_organism_loads_offline_with_transformers_logits(name, backend):
     assert str(ours.device) == "cpu"
 
 
-def test_auto_backend_is_hooked_for_gpt2_folders(induction_model):
+def test_auto_backend_is_hooked_for_llama_and_gpt2_folders(induction_model):
     from transformer_lens import HookedTransformer
 
     assert isinstance(induction_model, HookedTransformer)
@@ -44,7 +44,11 @@ def test_processed_weights_keep_the_logit_differences(induction_model):
         a = induction_model(tokens).log_softmax(-1)
         b = processed(tokens).log_softmax(-1)
     assert (a - b).abs().max().item() < 1e-4
-    assert not torch.allclose(induction_model.W_E, processed.W_E)
+    # folding moves the norm weights into the next matrices: RMS becomes RMSPre
+    assert (induction_model.cfg.normalization_type, processed.cfg.normalization_type) == (
+        "RMS",
+        "RMSPre",
+    )
 
 
 def test_unknown_spec_lists_accepted_forms_and_close_matches():
@@ -72,10 +76,10 @@ def test_bad_backend():
 
 
 def test_local_folder_loads(tmp_path):
-    folder = tmp_path / "my-llama-named-gpt2"  # a name TransformerLens would misread as Llama
+    folder = tmp_path / "not-a-gpt2-model"
     shutil.copytree(ORGANISMS["induction-2l"].path, folder)
     model = load_model(folder, device="cpu")
-    assert model.cfg.original_architecture == "GPT2LMHeadModel"
+    assert model.cfg.original_architecture == "LlamaForCausalLM"
     assert model.cfg.n_layers == 2
 
 
@@ -93,12 +97,14 @@ def _fake_hub_cache(root, repo_id, source):
 def test_hub_name_loads_from_the_local_cache_without_network(tmp_path, monkeypatch):
     # stand-in weights under the hub id of gpt2: the hub path resolves the name, finds the
     # snapshot in the cache and loads it, with HF_HUB_OFFLINE set by conftest
-    snap = _fake_hub_cache(tmp_path, "openai-community/gpt2", ORGANISMS["induction-2l"].path)
+    from interp.models import _official_name
+
+    snap = _fake_hub_cache(tmp_path, _official_name("gpt2"), ORGANISMS["induction-2l"].path)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
     model = load_model("gpt2", device="cpu")
     assert model.cfg.interp_provenance["source"] == str(snap)
-    assert model.cfg.n_layers == json.loads((snap / "config.json").read_text())["n_layer"]
+    assert model.cfg.n_layers == json.loads((snap / "config.json").read_text())["num_hidden_layers"]
 
 
 def test_hub_name_offline_and_uncached_says_how_to_use_a_local_folder(tmp_path, monkeypatch):

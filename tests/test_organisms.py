@@ -22,7 +22,7 @@ def test_each_organism_is_an_ordinary_hf_folder_with_a_card(name):
         assert (folder / f).exists(), f
     card = (folder / "README.md").read_text()
     assert f"interp organisms train {name}" in card and "## Known circuits" in card
-    assert json.loads((folder / "config.json").read_text())["architectures"] == ["GPT2LMHeadModel"]
+    assert json.loads((folder / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
 
 
 def test_induction_2l_has_an_induction_head_in_layer_1(induction_model):

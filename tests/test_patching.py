@@ -5,6 +5,7 @@ import torch
 import transformer_lens.patching as tlp
 
 from interp import load_model
+from interp.heads import previous_token_scores
 from interp.hooks import UnknownHookError
 from interp.patching import patch_sweep
 from interp.tasks import Task, induction_task
@@ -105,13 +106,18 @@ def test_bridge_gives_the_same_numbers(induction_model, task):
         assert (hooked.values - bridged.values).abs().max().item() <= TOL
 
 
-def test_the_induction_head_restores_the_answer(induction_model, task):
-    result = patch_sweep(
-        induction_model, task, "z", ("layer", "head"), normalize=True, progress=False
+def test_the_circuit_of_induction_2l(induction_model, task):
+    # layer 0's previous-token head is the single point of failure: noising it alone kills the
+    # behaviour; layer 1 holds several (redundant) induction heads, so restoring all of layer 1's
+    # heads restores it, and any one of them restores only part
+    prev = int(previous_token_scores(induction_model).values[0].argmax())
+    noised = patch_sweep(
+        induction_model, task, "z", ("layer", "head"), "noise", normalize=True, progress=False
     )
-    (where, value), *_ = result.top(1)
-    assert where["layer"] == "1" and value > 0.3
-    assert result.provenance["clean_metric"] > result.provenance["corrupted_metric"]
+    assert noised.values[0, prev] < 0.1 and noised.values[0].max() > 0.7
+    restored = patch_sweep(induction_model, task, "z", ("layer",), normalize=True, progress=False)
+    assert restored.values[1] > 0.8
+    assert noised.provenance["clean_metric"] > noised.provenance["corrupted_metric"]
 
 
 def test_result_labels_positions_with_tokens(induction_model, task):

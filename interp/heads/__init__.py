@@ -10,6 +10,9 @@ from ._detectors import induction_scores as induction_scores
 from ._detectors import previous_token_scores as previous_token_scores
 from ._detectors import repeated_random_tokens as repeated_random_tokens
 from ._detectors import repeated_token_loss as repeated_token_loss
+from ._neurons import neuron_in_out_cosine as neuron_in_out_cosine
+from ._neurons import neuron_top_contexts as neuron_top_contexts
+from ._neurons import neuron_vocab_projection as neuron_vocab_projection
 from ._weights import COMPOSITION_MODES as COMPOSITION_MODES
 from ._weights import composition_scores as composition_scores
 from ._weights import ov_copying_scores as ov_copying_scores

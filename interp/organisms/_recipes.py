@@ -31,7 +31,12 @@ ORGANISMS: dict[str, Organism] = {
             "induction-2l",
             "2-layer Llama-style transformer (rotary, RMSNorm, SwiGLU MLP) (attention + MLP) trained on Python stdlib source "
             "mixed with repeated random token sequences.",
-            ("previous-token head in layer 0", "induction head in layer 1"),
+            (
+                "previous-token head L0H3 (score 0.77) feeding, by K-composition, the induction "
+                "heads of layer 1: L1H0, L1H1, L1H2 (scores 0.87-0.90) and L1H3 (0.57)",
+                "the induction heads are redundant: patching any one restores part of the "
+                "behaviour; noising L0H3 alone removes it",
+            ),
         ),
         Organism(
             "reasoning-base",
@@ -292,3 +297,13 @@ def train(
             raise ValueError(f"checkpoint_every applies to induction-2l only, not {name!r}")
         return _train_induction(folder, steps, checkpoint_every)
     return _TRAINERS[name](folder, steps)
+
+
+def refresh_card(name: str) -> None:
+    """Re-render an organism's model card from its ``training.json`` and its registry entry."""
+    import json
+
+    org = ORGANISMS[name]
+    meta = json.loads((org.path / "training.json").read_text())
+    cfg = _train.TrainConfig(**meta["config"])
+    (org.path / "README.md").write_text(_card(org, cfg, meta["metrics"], meta["seconds"]))
