@@ -104,6 +104,206 @@ def summary(
     typer.echo(f"Loss on repeated random tokens: first copy {first:.3f}, second copy {second:.3f}")
 
 
+HEAD_SCORES = ("induction", "previous-token", "duplicate-token", "bos", "entropy")
+TaskOpt = Annotated[str, typer.Option(help="shipped task: induction, variable-tracking, ioi")]
+OutOpt = Annotated[str | None, typer.Option(help="runs folder (default $INTERP_RUNS or ./runs)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for other programs")]
+
+
+def _finish(result, name: str, out: str | None, as_json: bool, top: int = 5) -> None:
+    from .store import save_run
+
+    try:
+        run_id = save_run(result, name, out)
+    except OSError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(1) from err
+    best = [{"at": where, "value": round(v, 4)} for where, v in result.top(top)]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "run": run_id,
+                    "metric": result.metric,
+                    "axes": list(result.axes),
+                    "top": best,
+                    "provenance": result.provenance,
+                },
+                indent=1,
+                default=str,
+            )
+        )
+        return
+    typer.echo(f"{result.metric} over {' x '.join(result.axes)}; top {top}:")
+    for b in best:
+        where = ", ".join(f"{k} {v}" for k, v in b["at"].items())
+        typer.echo(f"  {where:40s} {b['value']:.4f}")
+    typer.echo(f"saved run {run_id} (interp runs show {run_id})")
+
+
+def _task(name: str, model):
+    from .tasks import make_task
+
+    try:
+        return make_task(name, model)
+    except ValueError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(2) from err
+
+
+@app.command()
+def heads(
+    model: ModelArg = DEFAULT_MODEL,
+    score: Annotated[str, typer.Option(help=f"one of {', '.join(HEAD_SCORES)}")] = "induction",
+    device: Annotated[str | None, typer.Option()] = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score every head (layer x head) on repeated random tokens."""
+    from . import heads as h
+
+    fns = {
+        "induction": h.induction_scores,
+        "previous-token": h.previous_token_scores,
+        "duplicate-token": h.duplicate_token_scores,
+        "bos": h.bos_scores,
+        "entropy": h.attention_entropy,
+    }
+    if score not in fns:
+        typer.secho(
+            f"error: --score {score!r} is not accepted; use one of {', '.join(HEAD_SCORES)}",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    _finish(fns[score](_load(model, device)), f"{score}-heads", out, as_json)
+
+
+@app.command()
+def patch(
+    model: ModelArg = DEFAULT_MODEL,
+    task: TaskOpt = "induction",
+    site: Annotated[
+        str, typer.Option(help="resid_pre, attn_out, mlp_out, z, q, k, v, pattern, ...")
+    ] = "z",
+    by: Annotated[
+        str, typer.Option(help="comma-separated axes: layer,pos,head")
+    ] = "layer,pos,head",
+    direction: Annotated[str, typer.Option(help="denoise or noise")] = "denoise",
+    normalize: Annotated[bool, typer.Option(help="corrupted 0, clean 1")] = True,
+    device: Annotated[str | None, typer.Option()] = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Activation-patching sweep of a site on a task."""
+    from .patching import patch_sweep
+
+    m = _load(model, device)
+    try:
+        result = patch_sweep(
+            m, _task(task, m), site, tuple(by.split(",")), direction, normalize=normalize
+        )
+    except ValueError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(2) from err
+    _finish(result, f"patch-{site}", out, as_json)
+
+
+@app.command("path-patch")
+def path_patch(
+    model: ModelArg = DEFAULT_MODEL,
+    task: TaskOpt = "induction",
+    receivers: Annotated[
+        str, typer.Option(help="'logits' or q/k/v heads like 'q:1:0,v:1:2'")
+    ] = "logits",
+    direction: Annotated[str, typer.Option(help="noise or denoise")] = "noise",
+    device: Annotated[str | None, typer.Option()] = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Path patching: every head as the sender, into the logits or chosen head inputs."""
+    from .path_patching import path_patch_sweep
+
+    m = _load(model, device)
+    recv: object = "logits"
+    try:
+        if receivers != "logits":
+            recv = [
+                (k, int(layer), int(head))
+                for k, layer, head in (r.split(":") for r in receivers.split(","))
+            ]
+        result = path_patch_sweep(m, _task(task, m), recv, direction, normalize=True)
+    except ValueError as err:
+        typer.secho(
+            f"error: {err} (receivers look like 'logits' or 'q:1:0,k:1:2')", fg="red", err=True
+        )
+        raise typer.Exit(2) from err
+    _finish(result, "path-patch", out, as_json)
+
+
+@app.command()
+def attribute(
+    model: ModelArg = DEFAULT_MODEL,
+    task: TaskOpt = "induction",
+    site: Annotated[str, typer.Option(help="a patching site")] = "z",
+    compare: Annotated[
+        bool, typer.Option(help="also run exact patching; report the correlation")
+    ] = False,
+    device: Annotated[str | None, typer.Option()] = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Attribution patching: the gradient estimate of every patch of a site at once."""
+    from .attribution import attribution_patch
+
+    m = _load(model, device)
+    try:
+        result = attribution_patch(m, _task(task, m), site, compare=compare)[site]
+    except ValueError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(2) from err
+    _finish(result, f"attribution-{site}", out, as_json)
+
+
+runs_app = typer.Typer(help="Stored runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(out: OutOpt = None, as_json: JsonOpt = False) -> None:
+    """List stored runs."""
+    from .store import list_runs
+
+    runs = list_runs(out)
+    if as_json:
+        typer.echo(json.dumps(runs, indent=1))
+        return
+    for r in runs:
+        typer.echo(f"{r['id']:45s} {str(r['method']):22s} {r['metric']} {r['axes']} {r['shape']}")
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, out: OutOpt = None, as_json: JsonOpt = False) -> None:
+    """Show one stored run: its metric, axes, top values and provenance."""
+    from .store import load_run
+
+    try:
+        result = load_run(run_id, out)
+    except FileNotFoundError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(2) from err
+    best = [{"at": w, "value": round(v, 4)} for w, v in result.top(5)]
+    info = {
+        "run": run_id,
+        "metric": result.metric,
+        "axes": list(result.axes),
+        "shape": list(result.shape),
+        "top": best,
+        "provenance": result.provenance,
+    }
+    typer.echo(json.dumps(info, indent=1, default=str))
+
+
 @organisms_app.command("list")
 def organisms_list() -> None:
     """List the organisms with their known circuits."""

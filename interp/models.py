@@ -310,7 +310,7 @@ def _hooked(folder: Path, hf_model, tokenizer, arch, device, dtype, process_weig
         center_unembed=process_weights,
         fold_value_biases=process_weights,
     )
-    return model.to(device)
+    return model.to(device, print_details=False)
 
 
 def _tl_config_dict(hf_config, arch: str, convert_hf_model_config) -> dict[str, Any]:

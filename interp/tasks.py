@@ -369,3 +369,17 @@ def ioi_task(model, n: int = 24, seed: int = 0, metric: Metric = "logit_diff") -
         name="indirect object identification",
         info={"seed": seed, "names": names},
     )
+
+
+TASKS = {
+    "induction": induction_task,
+    "variable-tracking": variable_tracking_task,
+    "ioi": ioi_task,
+}
+
+
+def make_task(name: str, model, **kwargs) -> Task:
+    """A shipped task by name: ``induction``, ``variable-tracking`` or ``ioi``."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; shipped tasks: {', '.join(TASKS)}")
+    return TASKS[name](model, **kwargs)

@@ -10,7 +10,7 @@ runner = CliRunner()
 def test_summary_json_finds_the_induction_head():
     out = runner.invoke(app, ["summary", "induction-2l", "--device", "cpu", "--json"])
     assert out.exit_code == 0, out.output
-    report = json.loads(out.output)
+    report = json.loads(out.stdout)
     assert report["induction_heads"][0]["head"].startswith("L1H")
     assert report["induction_heads"][0]["score"] >= 0.4
     assert (
@@ -40,3 +40,94 @@ def test_bad_model_spec_exits_2_with_the_close_match():
 def test_unknown_organism_to_train():
     out = runner.invoke(app, ["organisms", "train", "nope"])
     assert out.exit_code == 2 and "known:" in out.output
+
+
+def test_patch_writes_a_run_that_reopens(tmp_path):
+    from interp.store import load_run
+
+    out = runner.invoke(
+        app,
+        [
+            "patch",
+            "induction-2l",
+            "--site",
+            "z",
+            "--by",
+            "layer,head",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    result = load_run(report["run"], tmp_path)
+    assert result.axes == ("layer", "head") and result.provenance["site"] == "z"
+    assert (tmp_path / report["run"] / "plot.html").exists()
+    listed = runner.invoke(app, ["runs", "list", "--out", str(tmp_path), "--json"])
+    assert json.loads(listed.stdout)[0]["id"] == report["run"]
+    shown = runner.invoke(app, ["runs", "show", report["run"], "--out", str(tmp_path)])
+    assert json.loads(shown.stdout)["metric"] == result.metric
+
+
+def test_heads_command_and_bad_options(tmp_path):
+    out = runner.invoke(
+        app, ["heads", "--score", "previous-token", "--device", "cpu", "--out", str(tmp_path)]
+    )
+    assert out.exit_code == 0 and "layer 0, head 3" in out.output
+    bad = runner.invoke(app, ["heads", "--score", "bigram", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "is not accepted" in bad.output
+    bad = runner.invoke(app, ["patch", "--site", "mlp", "--device", "cpu", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "cannot be patched" in bad.output
+    bad = runner.invoke(
+        app, ["patch", "--task", "arithmetic", "--device", "cpu", "--out", str(tmp_path)]
+    )
+    assert bad.exit_code == 2 and "shipped tasks" in bad.output
+    bad = runner.invoke(app, ["runs", "show", "nope", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "no run 'nope'" in bad.output
+
+
+def test_read_only_runs_folder_is_a_clear_error_and_loses_nothing(tmp_path):
+    import os
+
+    first = runner.invoke(app, ["heads", "--device", "cpu", "--out", str(tmp_path), "--json"])
+    run = json.loads(first.stdout)["run"]
+    os.chmod(tmp_path, 0o555)
+    try:
+        if os.access(tmp_path, os.W_OK):  # root ignores permissions; nothing to check then
+            return
+        out = runner.invoke(app, ["heads", "--device", "cpu", "--out", str(tmp_path)])
+        assert out.exit_code == 1 and "cannot write to the runs folder" in out.output
+    finally:
+        os.chmod(tmp_path, 0o755)
+    assert (tmp_path / run / "result.json").exists()
+
+
+def test_path_patch_and_attribute_commands(tmp_path):
+    out = runner.invoke(
+        app,
+        ["path-patch", "--receivers", "q:1:0", "--device", "cpu", "--out", str(tmp_path), "--json"],
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["provenance"]["receivers"] == [["q", 1, 0]]
+    bad = runner.invoke(
+        app, ["path-patch", "--receivers", "q:9:0", "--device", "cpu", "--out", str(tmp_path)]
+    )
+    assert bad.exit_code == 2 and "out of range" in bad.output
+    out = runner.invoke(
+        app,
+        [
+            "attribute",
+            "--site",
+            "attn_out",
+            "--compare",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
+    assert out.exit_code == 0 and "pearson" in out.output
