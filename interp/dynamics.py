@@ -23,7 +23,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .heads import induction_scores, previous_token_scores, repeated_random_tokens
+from .heads import (
+    induction_scores,
+    previous_token_scores,
+    repeated_random_tokens,
+    repeated_token_loss,
+)
 from .hooks import ablating, hook_name
 from .models import load_model, provenance
 from .organisms import checkpoint_dir
@@ -88,8 +93,10 @@ def formation(
         out: a JSON file to write results to as they come; an existing one is resumed.
 
     Returns:
-        ``{"induction": Result(step, layer, head), "previous_token": ..., "icl": Result(step),
-        "max_induction": Result(step)}``; ``phase_change(result)`` locates the jump.
+        ``{"induction": Result(step, layer, head), "previous_token": ..., "max_induction":
+        Result(step), "icl": Result(step), "icl_repeated": Result(step)}``: ``icl`` is the
+        late-minus-early loss on ``text`` (Olsson et al.), ``icl_repeated`` the second-copy minus
+        first-copy loss on the repeated-token probe; ``phase_change`` locates the jump.
     """
     if not checkpoints:
         raise ValueError("checkpoints is empty; give (step, model spec) pairs")
@@ -123,6 +130,7 @@ def formation(
             "induction": induction_scores(model, probe, period).values.tolist(),
             "previous_token": previous_token_scores(model, probe).values.tolist(),
             "icl": icl_score(model, text),
+            "icl_repeated": _loss_drop(model, probe, period),
         }
         if path:
             _write_json(path, {"steps": done})
@@ -159,7 +167,19 @@ def formation(
             dict(labels),
             dict(prov),
         ),
+        "icl_repeated": Result(
+            torch.tensor([r["icl_repeated"] for r in rows]),
+            ("step",),
+            "repeated-token loss drop (second copy - first copy)",
+            dict(labels),
+            dict(prov),
+        ),
     }
+
+
+def _loss_drop(model, probe, period) -> float:
+    first, second = repeated_token_loss(model, probe, period)
+    return second - first
 
 
 def phase_change(curve: Result) -> int:
@@ -212,11 +232,12 @@ def head_importance(model, task: Task | TaskBatch, how: str = "mean") -> Result:
     )
 
 
-def emergent_heads(base, tuned, task: Task, *, threshold: float = 0.1, how: str = "mean") -> dict:
+def emergent_heads(base, tuned, task: Task, *, threshold: float = 0.05, how: str = "mean") -> dict:
     """Heads that emerged, faded or stayed between ``base`` and ``tuned`` for ``task``.
 
-    Importance is normalised by each model's clean metric (the share of it a head carries);
-    a head is important when that share is at least ``threshold``.
+    Importance is the metric lost when the head is ablated, as a share of the *tuned* model's
+    clean metric (the same units in both models); a head is important when its share is at
+    least ``threshold``.
 
     Returns:
         ``{"base": Result, "tuned": Result, "emerged": [(layer, head)], "faded": [...],
@@ -228,8 +249,10 @@ def emergent_heads(base, tuned, task: Task, *, threshold: float = 0.1, how: str 
         )
     imp_base = head_importance(base, task, how)
     imp_tuned = head_importance(tuned, task, how)
-    share_b = imp_base.values / max(abs(imp_base.provenance["clean_metric"]), 1e-6)
-    share_t = imp_tuned.values / max(abs(imp_tuned.provenance["clean_metric"]), 1e-6)
+    # one scale for both: the tuned model's clean metric. (Each model's own clean metric would
+    # inflate the base, whose clean logit difference is near zero when it cannot do the task.)
+    scale = max(abs(imp_tuned.provenance["clean_metric"]), 1e-6)
+    share_b, share_t = imp_base.values / scale, imp_tuned.values / scale
     heads = [
         (layer, head) for layer in range(base.cfg.n_layers) for head in range(base.cfg.n_heads)
     ]

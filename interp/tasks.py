@@ -334,30 +334,33 @@ IOI_NAMES = (
 )
 
 
-def ioi_task(model, n: int = 24, seed: int = 0, metric: Metric = "logit_diff") -> Task:
+def ioi_task(
+    model, n: int = 24, seed: int = 0, metric: Metric = "logit_diff", template: int = 0
+) -> Task:
     """Indirect object identification (Wang et al., 2022), with the "ABC" corruption.
 
     Clean: ``When Mary and John went to the store, John gave a drink to`` -> `` Mary`` (the
     indirect object); the wrong answer is the subject `` John``. Corrupted: the second mention of
     the subject replaced by a third name, so nothing tells which of the first two is the object.
-    Names are those of ``IOI_NAMES`` that are one token for ``model``; half the pairs put the
-    object first, half the subject.
+    All pairs use one template (``IOI_TEMPLATES[template]``) and names of ``IOI_NAMES`` that are
+    one token for ``model``, so prompts have equal lengths; half put the object first.
     """
+    if not 0 <= template < len(IOI_TEMPLATES):
+        raise ValueError(f"template={template} is out of range 0..{len(IOI_TEMPLATES) - 1}")
     names = [name for name in IOI_NAMES if len(model.to_tokens(name, prepend_bos=False)[0]) == 1]
     if len(names) < 3:
         raise ValueError(
             f"the model's tokenizer has only {len(names)} one-token names; IOI needs 3"
         )
+    text = IOI_TEMPLATES[template]
     rng = random.Random(seed)
     clean, corrupted, answers, wrong = [], [], [], []
     for i in range(n):
-        template = IOI_TEMPLATES[i % len(IOI_TEMPLATES)]
         io, s, third = rng.sample(names, 3)
         first, second = (io, s) if i % 2 == 0 else (s, io)
-        clean.append(template.replace("{A}", first).replace("{B}", second, 1).replace("{B}", s))
-        corrupted.append(
-            template.replace("{A}", first).replace("{B}", second, 1).replace("{B}", third)
-        )
+        head = text.replace("{A}", first).replace("{B}", second, 1)
+        clean.append(head.replace("{B}", s))
+        corrupted.append(head.replace("{B}", third))
         answers.append(io)
         wrong.append(s)
     return Task(
@@ -367,7 +370,7 @@ def ioi_task(model, n: int = 24, seed: int = 0, metric: Metric = "logit_diff") -
         wrong,
         metric=metric,
         name="indirect object identification",
-        info={"seed": seed, "names": names},
+        info={"seed": seed, "names": names, "template": text},
     )
 
 

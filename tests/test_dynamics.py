@@ -30,7 +30,7 @@ def text():
     gen = torch.Generator().manual_seed(0)
     from interp.organisms._data import text_batch
 
-    return text_batch(stream[-len(stream) // 20 :], 8, 200, gen)
+    return text_batch(stream[-len(stream) // 20 :], 8, 128, gen)  # the training length
 
 
 def test_formation_finds_the_jump_from_untrained_to_trained(untrained, text, tmp_path):
@@ -39,7 +39,7 @@ def test_formation_finds_the_jump_from_untrained_to_trained(untrained, text, tmp
     curve = result["max_induction"].values
     assert curve[0] < 0.2 and curve[1] > 0.4
     assert phase_change(result["max_induction"]) == 2500
-    assert result["icl"].values[1] < result["icl"].values[0]
+    assert result["icl_repeated"].values[1] < -5 < result["icl_repeated"].values[0]
     assert result["induction"].axes == ("step", "layer", "head")
     # resumed from the file: no model is loaded again
     import interp.dynamics as dyn
@@ -75,13 +75,15 @@ def test_training_writes_checkpoints_that_are_found(tmp_path, monkeypatch):
 def test_emerged_heads_carry_the_tuned_models_reasoning():
     base = load_model("reasoning-base", device="cpu")
     tuned = load_model("reasoning-tuned", device="cpu")
-    task = variable_tracking_task(tuned, n=48, hops=2, seed=11)
+    task = variable_tracking_task(tuned, n=64, hops=2, seed=11)
     found = emergent_heads(base, tuned, task)
     assert found["emerged"], "post-training should make some heads important"
+    assert found["emerged"][0] == (3, 2)  # measured: L3H2 carries ~60% of the logit difference
     heads = found["emerged"][:3]
     hurt = accuracy_with_heads_ablated(tuned, task, heads)
-    random_draws = [
+    draws = [
         accuracy_with_heads_ablated(tuned, task, hs)
-        for hs in random_head_sets(tuned, len(heads), draws=5, exclude=heads)
+        for hs in random_head_sets(tuned, len(heads), 8, exclude=heads)
     ]
-    assert hurt < sum(random_draws) / len(random_draws) - 0.2
+    assert accuracy_with_heads_ablated(tuned, task, []) == 1.0
+    assert hurt < 0.5 and sum(draws) / len(draws) > 0.9

@@ -42,20 +42,17 @@ def test_induction_2l_second_copy_loss_is_far_lower(induction_model):
 
 
 def test_reasoning_tuned_tracks_variables_far_better_than_base():
-    base = _train.chain_accuracy(
-        AutoModelForCausalLM.from_pretrained(ORGANISMS["reasoning-base"].path),
-        _train.shared_tokenizer(),
-        n=300,
-        seed=4242,
-    )
-    tuned = _train.chain_accuracy(
-        AutoModelForCausalLM.from_pretrained(ORGANISMS["reasoning-tuned"].path),
-        _train.shared_tokenizer(),
-        n=300,
-        seed=4242,
-    )
-    assert tuned["accuracy"] >= base["accuracy"] + 0.3
-    assert tuned["accuracy"] >= 0.6
+    from transformers import AutoTokenizer
+
+    acc = {}
+    for name in ("reasoning-base", "reasoning-tuned"):
+        path = ORGANISMS[name].path
+        model = AutoModelForCausalLM.from_pretrained(path)
+        acc[name] = _train.chain_accuracy(
+            model, AutoTokenizer.from_pretrained(path), n=300, seed=4242
+        )
+    assert acc["reasoning-tuned"]["accuracy"] >= acc["reasoning-base"]["accuracy"] + 0.5
+    assert min(acc["reasoning-tuned"]["by_hops"].values()) >= 0.8  # every chain length, held out
 
 
 def test_reasoning_models_share_architecture_and_tokenizer():

@@ -47,7 +47,12 @@ ORGANISMS: dict[str, Organism] = {
             "reasoning-tuned",
             "reasoning-base after post-training (fine-tuning) on variable-tracking chains "
             "such as `a = 7; b = a; print(b)` -> `7`.",
-            ("variable tracking (heads that follow the chain of assignments)",),
+            (
+                "variable tracking: 100% on held-out 1-3 hop chains (reasoning-base: 0%)",
+                "emerged with post-training (mean-ablation importance, as a share of the tuned "
+                "logit difference): L3H2 (~0.63) and L3H3 (~0.06); ablating both drops accuracy "
+                "on 2-hop chains from 1.0 to ~0.16, ablating two random heads leaves it at 1.0",
+            ),
         ),
     ]
 }
