@@ -29,8 +29,17 @@ def gpt2_small_shape(seed: int = 0):
 
     torch.manual_seed(seed)
     cfg = HookedTransformerConfig(
-        n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024,
-        act_fn="gelu_new", normalization_type="LN", seed=seed, device="cpu",
+        n_layers=12,
+        d_model=768,
+        n_heads=12,
+        d_head=64,
+        d_mlp=3072,
+        d_vocab=50257,
+        n_ctx=1024,
+        act_fn="gelu_new",
+        normalization_type="LN",
+        seed=seed,
+        device="cpu",
     )
     model = HookedTransformer(cfg)
     model.eval()
@@ -43,7 +52,9 @@ def make_task(model, seq: int, n_prompts: int, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     clean = torch.randint(1, model.cfg.d_vocab, (n_prompts, seq), generator=gen)
     corrupted = clean.clone()
-    corrupted[:, : seq // 2] = torch.randint(1, model.cfg.d_vocab, (n_prompts, seq // 2), generator=gen)
+    corrupted[:, : seq // 2] = torch.randint(
+        1, model.cfg.d_vocab, (n_prompts, seq // 2), generator=gen
+    )
     answers = torch.randint(1, model.cfg.d_vocab, (n_prompts,), generator=gen)
     wrong = torch.randint(1, model.cfg.d_vocab, (n_prompts,), generator=gen)
     return Task(clean, corrupted, answers, wrong, metric="logit_diff", name="random tokens")
@@ -72,7 +83,7 @@ def floor_flops(cfg, seq: int, n_prompts: int, answer_pos: int) -> float:
             if pos > answer_pos:
                 continue
             flops = mlp  # this layer's MLP at this position
-            for later in range(layer + 1, cfg.n_layers):
+            for _later in range(layer + 1, cfg.n_layers):
                 for q in range(pos, seq):
                     flops += attn_proj + mlp + 2 * 2 * nh * dh * (q + 1)
             flops += 2 * d * v  # logits at the answer position
@@ -101,15 +112,25 @@ def run(model, task, tl_patches: int, seed: int) -> dict:
     with torch.no_grad():
         _, clean_cache = model.run_with_cache(batch.clean)
     index = pd.DataFrame(
-        [(layer, pos, head) for layer in range(cfg.n_layers) for pos in range(seq) for head in range(cfg.n_heads)],
+        [
+            (layer, pos, head)
+            for layer in range(cfg.n_layers)
+            for pos in range(seq)
+            for head in range(cfg.n_heads)
+        ],
         columns=["layer", "pos", "head"],
     )
     if tl_patches and tl_patches < n_patches:
         index = index.sample(n=tl_patches, random_state=seed).reset_index(drop=True)
     start = time.perf_counter()
     ref = tlp.generic_activation_patch(
-        model, batch.corrupted, clean_cache, metric,
-        patch_setter=tlp.layer_pos_head_vector_patch_setter, activation_name="z", index_df=index,
+        model,
+        batch.corrupted,
+        clean_cache,
+        metric,
+        patch_setter=tlp.layer_pos_head_vector_patch_setter,
+        activation_name="z",
+        index_df=index,
     )
     tl_s = time.perf_counter() - start
     tl_full_s = tl_s / len(index) * n_patches
@@ -134,8 +155,11 @@ def run(model, task, tl_patches: int, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="gpt2-small-shape",
-                        help="'gpt2-small-shape' (random weights) or any interp.load_model spec")
+    parser.add_argument(
+        "--model",
+        default="gpt2-small-shape",
+        help="'gpt2-small-shape' (random weights) or any interp.load_model spec",
+    )
     parser.add_argument("--seq", type=int, default=24)
     parser.add_argument("--prompts", type=int, default=1)
     parser.add_argument("--tl-patches", type=int, default=150, help="0 = every patch")
@@ -151,7 +175,11 @@ def main() -> None:
 
         model = load_model(args.model, device="cpu", backend="hooked")
     task = make_task(model, args.seq, args.prompts, args.seed)
-    report = {"model": args.model, "threads": torch.get_num_threads(), **run(model, task, args.tl_patches, args.seed)}
+    report = {
+        "model": args.model,
+        "threads": torch.get_num_threads(),
+        **run(model, task, args.tl_patches, args.seed),
+    }
     print(json.dumps(report, indent=1))
 
 
