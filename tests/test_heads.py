@@ -94,3 +94,22 @@ def test_bad_arguments(induction_model):
         composition_scores(induction_model, "X")
     with pytest.raises(ValueError, match="cannot hold two copies"):
         induction_scores(induction_model, torch.zeros(2, 5, dtype=torch.long), period=4)
+
+
+def test_ablating_the_induction_heads_raises_the_second_copy_loss(induction_model):
+    from interp.heads import repeated_random_tokens, repeated_token_loss
+    from interp.hooks import ablating
+
+    tokens = repeated_random_tokens(induction_model, n=8, period=30)
+    _, plain = repeated_token_loss(induction_model, tokens, period=30)
+    inductive = (
+        (induction_scores(induction_model, tokens, period=30).values[1] > 0.4)
+        .nonzero()
+        .flatten()
+        .tolist()
+    )
+    with ablating(induction_model, ["blocks.1.attn.hook_z"], heads=inductive):
+        first, ablated = repeated_token_loss(induction_model, tokens, period=30)
+    assert (
+        plain < 0.5 and ablated > 0.5 * first
+    )  # the second copy becomes almost as hard as the first
