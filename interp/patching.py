@@ -298,10 +298,22 @@ class _ResumeRunner(_FullRunner):
             for i in range(n)
             for s in ("hook_resid_pre", "attn.hook_k", "attn.hook_v")
         ]
+        # a per-position z patch changes its layer only at its own position: it skips the layer
+        self.single_position = site == "z"
+        if self.single_position:
+            wanted += [
+                f"blocks.{i}.{s}"
+                for i in range(n)
+                for s in ("hook_resid_mid", "hook_resid_post", "attn.hook_z")
+            ]
         _, cache = run_with_cache(model, target, wanted)
         self.resid = [cache[f"blocks.{i}.hook_resid_pre"] for i in range(n)]
         self.keys = [cache[f"blocks.{i}.attn.hook_k"] for i in range(n)]
         self.values = [cache[f"blocks.{i}.attn.hook_v"] for i in range(n)]
+        if self.single_position:
+            self.mid = [cache[f"blocks.{i}.hook_resid_mid"] for i in range(n)]
+            self.post = [cache[f"blocks.{i}.hook_resid_post"] for i in range(n)]
+            self.z = [cache[f"blocks.{i}.attn.hook_z"] for i in range(n)]
 
     def start(self, patch: Patch) -> int:
         return 0 if patch.pos is None else patch.pos
@@ -324,10 +336,39 @@ class _ResumeRunner(_FullRunner):
                 for i in range(layer, model.cfg.n_layers)
             ]
         with model_lock(model):
-            x = forward.resume(model, x, layer, start, prefix, _SitePatch(self.site, write))
+            if self.single_position and all(p.pos is not None for p in patches):
+                x = self._skip_layer(layer, start, patches, src)
+                x = (
+                    forward.resume(model, x, layer + 1, start, prefix)
+                    if layer + 1 < model.cfg.n_layers
+                    else x
+                )
+            else:
+                x = forward.resume(model, x, layer, start, prefix, _SitePatch(self.site, write))
             at = self.batch.answer_pos - start
             final = x[:, at : at + 1]
             return (model.ln_final(final) if hasattr(model, "ln_final") else final)[:, 0]
+
+    def _skip_layer(self, layer: int, pos: int, patches: list[Patch], src: Tensor) -> Tensor:
+        """Residual stream after ``layer`` at positions ``pos..`` for z patches at ``pos``.
+
+        Patching ``z`` at one position changes the attention output there alone, by
+        ``(z_source - z_target) @ W_O``; the MLP then runs at that position only, and every later
+        position keeps the target run's ``resid_post``.
+        """
+        model, reps = self.model, len(patches)
+        w_o = model.blocks[layer].attn.W_O  # head d_head d_model
+        diff = src[:, pos] - self.z[layer][:, pos]  # batch head d_head
+        deltas = []
+        for patch in patches:
+            heads = slice(None) if patch.head is None else slice(patch.head, patch.head + 1)
+            deltas.append(torch.einsum("bhd,hdm->bm", diff[:, heads], w_o[heads]))
+        mid = self.mid[layer][:, pos].repeat(reps, 1) + torch.cat(deltas)  # reps*batch d_model
+        blk = model.blocks[layer]
+        post = mid + blk.mlp(blk.ln2(mid[:, None]))[:, 0]
+        x = self.post[layer][:, pos:].repeat(reps, 1, 1).clone()
+        x[:, 0] = post
+        return x
 
     def score(self, resid: Tensor, n: int) -> Tensor:
         return self.batch.score_resid(resid.view(n, self.batch.batch, -1), self.model)
