@@ -21,14 +21,19 @@ ModelArg = Annotated[
 ]
 
 
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` as an error on stderr; the exit (code 2: bad input) to raise."""
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(code)
+
+
 def _load(spec: str, device: str | None):
     from .models import ModelNotAvailableOffline, ModelSpecError, load_model
 
     try:
         return load_model(spec, device=device)
     except (ModelSpecError, ModelNotAvailableOffline) as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from err
+        raise _fail(str(err)) from err
 
 
 @app.command()
@@ -116,8 +121,7 @@ def _finish(result, name: str, out: str | None, as_json: bool, top: int = 5) -> 
     try:
         run_id = save_run(result, name, out)
     except OSError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(1) from err
+        raise _fail(str(err), 1) from err
     best = [{"at": where, "value": round(v, 4)} for where, v in result.top(top)]
     if as_json:
         typer.echo(
@@ -147,8 +151,7 @@ def _task(name: str, model):
     try:
         return make_task(name, model)
     except ValueError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from err
+        raise _fail(str(err)) from err
 
 
 @app.command()
@@ -170,12 +173,7 @@ def heads(
         "entropy": h.attention_entropy,
     }
     if score not in fns:
-        typer.secho(
-            f"error: --score {score!r} is not accepted; use one of {', '.join(HEAD_SCORES)}",
-            fg="red",
-            err=True,
-        )
-        raise typer.Exit(2)
+        raise _fail(f"--score {score!r} is not accepted; use one of {', '.join(HEAD_SCORES)}")
     _finish(fns[score](_load(model, device)), f"{score}-heads", out, as_json)
 
 
@@ -204,8 +202,7 @@ def patch(
             m, _task(task, m), site, tuple(by.split(",")), direction, normalize=normalize
         )
     except ValueError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from err
+        raise _fail(str(err)) from err
     _finish(result, f"patch-{site}", out, as_json)
 
 
@@ -234,10 +231,7 @@ def path_patch(
             ]
         result = path_patch_sweep(m, _task(task, m), recv, direction, normalize=True)
     except ValueError as err:
-        typer.secho(
-            f"error: {err} (receivers look like 'logits' or 'q:1:0,k:1:2')", fg="red", err=True
-        )
-        raise typer.Exit(2) from err
+        raise _fail(f"{err} (receivers look like 'logits' or 'q:1:0,k:1:2')") from err
     _finish(result, "path-patch", out, as_json)
 
 
@@ -260,8 +254,7 @@ def attribute(
     try:
         result = attribution_patch(m, _task(task, m), site, compare=compare)[site]
     except ValueError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from err
+        raise _fail(str(err)) from err
     _finish(result, f"attribution-{site}", out, as_json)
 
 
@@ -290,8 +283,7 @@ def runs_show(run_id: str, out: OutOpt = None, as_json: JsonOpt = False) -> None
     try:
         result = load_run(run_id, out)
     except FileNotFoundError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from err
+        raise _fail(str(err)) from err
     best = [{"at": w, "value": round(v, 4)} for w, v in result.top(5)]
     info = {
         "run": run_id,
@@ -325,10 +317,7 @@ def organisms_train(
     from .organisms import ORGANISMS, train
 
     if name not in ORGANISMS:
-        typer.secho(
-            f"error: unknown organism {name!r}; known: {', '.join(ORGANISMS)}", fg="red", err=True
-        )
-        raise typer.Exit(2)
+        raise _fail(f"unknown organism {name!r}; known: {', '.join(ORGANISMS)}")
     metrics = train(name, out=out, steps=steps)
     typer.echo(json.dumps(metrics, indent=1))
 

@@ -18,6 +18,7 @@ import os
 import random
 import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -280,7 +281,9 @@ def accuracy_with_heads_ablated(
         ablating(model, [hook_name(model, "z", layer)], how, reference=batch.corrupted, heads=hs)
         for layer, hs in by_layer.items()
     ]
-    with torch.no_grad(), _all(managers):
+    with torch.no_grad(), ExitStack() as stack:
+        for manager in managers:
+            stack.enter_context(manager)
         logits = model(batch.clean)[:, batch.answer_pos]
     return float((logits.argmax(-1) == batch.answers).float().mean())
 
@@ -296,20 +299,3 @@ def random_head_sets(
         if (la, h) not in set(exclude)
     ]
     return [rng.sample(pool, size) for _ in range(draws)]
-
-
-class _all:
-    """Enter several context managers (ExitStack without the import noise in call sites)."""
-
-    def __init__(self, managers):
-        from contextlib import ExitStack
-
-        self.stack, self.managers = ExitStack(), managers
-
-    def __enter__(self):
-        for m in self.managers:
-            self.stack.enter_context(m)
-        return self
-
-    def __exit__(self, *exc):
-        return self.stack.__exit__(*exc)

@@ -21,13 +21,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from .organisms import ORGANISMS
-
-Backend = Literal["auto", "hooked", "bridge"]
 
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_ALIASES = {SMOLLM2, "smollm2-135m-instruct", "huggingfacetb/smollm2-135m-instruct"}
