@@ -1,0 +1,690 @@
+"""CircuitGraph: the typed, weighted graph every circuit-finding method returns.
+
+Nodes are typed (``token``, ``head``, ``mlp``, ``neuron``, ``feature``, ``error``, ``logit``) and
+carry a layer and a position (``None`` for a node that stands for every position, as in
+component-level circuits). Edges point from an upstream node to a downstream one and carry a
+weight and the method that scored them. Edges are kept as three flat tensors (source index,
+target index, weight), so a graph costs memory in its number of edges, never in the square of its
+number of nodes.
+
+A graph prunes itself by influence on the logits (as circuit-tracer does: each node's share of
+its targets' incoming absolute weight, propagated back from the logit nodes), compares itself
+with another graph, saves and loads itself (``graph.json`` + ``edges.safetensors``, written
+under a temporary name and renamed), exports and imports the attribution-graph JSON that
+Neuronpedia's and circuit-tracer's viewers read, and draws itself with plotly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+NODE_KINDS = ("token", "head", "mlp", "neuron", "feature", "error", "logit")
+# circuit-tracer's viewer names for node kinds, and back
+_FEATURE_TYPE = {
+    "token": "embedding",
+    "feature": "cross layer transcoder",
+    "error": "mlp reconstruction error",
+    "logit": "logit",
+    "head": "attention head",
+    "mlp": "mlp",
+    "neuron": "mlp neuron",
+}
+_KIND_OF_TYPE = {v: k for k, v in _FEATURE_TYPE.items()}
+_KIND_OF_TYPE["transcoder"] = "feature"
+_KIND_OF_TYPE["sae"] = "feature"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of a circuit.
+
+    Arguments:
+        kind: one of ``NODE_KINDS``.
+        layer: the layer it belongs to; ``None`` for tokens; logit nodes use ``n_layers``.
+        pos: its position in the prompt; ``None`` for a node that stands for every position.
+        index: head, neuron or feature index; the token id for token and logit nodes.
+        label: a human name, e.g. ``"L1H0"`` or ``"' 7'"``.
+        activation: the feature's activation; for a logit node, the token's probability.
+    """
+
+    kind: str
+    layer: int | None = None
+    pos: int | None = None
+    index: int | None = None
+    label: str = ""
+    activation: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in NODE_KINDS:
+            raise ValueError(f"node kind {self.kind!r} is not one of {NODE_KINDS}")
+
+    @property
+    def node_id(self) -> str:
+        parts = [self.kind]
+        if self.layer is not None:
+            parts.append(str(self.layer))
+        if self.index is not None:
+            parts.append(str(self.index))
+        where = "" if self.pos is None else f"@{self.pos}"
+        return ".".join(parts) + where
+
+    @property
+    def name(self) -> str:
+        """The label, or a readable name built from kind, layer and index."""
+        if self.label:
+            return self.label
+        if self.kind == "head":
+            return f"L{self.layer}H{self.index}"
+        if self.kind == "mlp":
+            return f"MLP{self.layer}"
+        return self.node_id
+
+
+@dataclass
+class CircuitGraph:
+    """Nodes, weighted edges (sparse), and metadata (model, prompt, method, thresholds)."""
+
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.nodes: list[Node] = []
+        self._index: dict[str, int] = {}
+        self._src: list[torch.Tensor] = []
+        self._dst: list[torch.Tensor] = []
+        self._weight: list[torch.Tensor] = []
+        self._method_id: list[torch.Tensor] = []
+        self.methods: list[str] = []
+
+    # -- building ------------------------------------------------------------------------------
+    def add_node(self, node: Node) -> int:
+        """Add ``node`` (idempotent by ``node_id``); returns its index."""
+        key = node.node_id
+        i = self._index.get(key)
+        if i is None:
+            i = len(self.nodes)
+            self.nodes.append(node)
+            self._index[key] = i
+        return i
+
+    def add_nodes(self, nodes: Iterable[Node]) -> list[int]:
+        return [self.add_node(n) for n in nodes]
+
+    def _resolve(self, node: Node | str | int) -> int:
+        if isinstance(node, Node):
+            return self.add_node(node)
+        if isinstance(node, int):
+            if not 0 <= node < len(self.nodes):
+                raise IndexError(f"node index {node} out of range (0..{len(self.nodes) - 1})")
+            return node
+        if node not in self._index:
+            raise KeyError(f"no node {node!r} in this graph ({len(self.nodes)} nodes)")
+        return self._index[node]
+
+    def _method(self, method: str) -> int:
+        if method not in self.methods:
+            self.methods.append(method)
+        return self.methods.index(method)
+
+    def add_edge(
+        self, source: Node | str | int, target: Node | str | int, weight: float, method: str = ""
+    ) -> None:
+        """Add one edge ``source -> target`` (nodes given as Node, node_id or index)."""
+        s, t = self._resolve(source), self._resolve(target)
+        self.add_edges(torch.tensor([s]), torch.tensor([t]), torch.tensor([float(weight)]), method)
+
+    def add_edges(
+        self, source: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, method: str = ""
+    ) -> None:
+        """Add many edges at once from flat tensors of node indices and weights."""
+        source = torch.as_tensor(source, dtype=torch.long).flatten().cpu()
+        target = torch.as_tensor(target, dtype=torch.long).flatten().cpu()
+        weight = torch.as_tensor(weight).detach().flatten().float().cpu()
+        if not (source.numel() == target.numel() == weight.numel()):
+            raise ValueError(
+                f"source, target and weight must have one entry per edge; got "
+                f"{source.numel()}, {target.numel()}, {weight.numel()}"
+            )
+        n = len(self.nodes)
+        if source.numel() and (
+            min(source.min(), target.min()) < 0 or max(source.max(), target.max()) >= n
+        ):
+            raise IndexError(f"edge endpoints must be node indices in 0..{n - 1}")
+        self._src.append(source)
+        self._dst.append(target)
+        self._weight.append(weight)
+        self._method_id.append(torch.full_like(source, self._method(method), dtype=torch.int32))
+
+    def _compact(self) -> None:
+        if len(self._src) > 1:
+            self._src = [torch.cat(self._src)]
+            self._dst = [torch.cat(self._dst)]
+            self._weight = [torch.cat(self._weight)]
+            self._method_id = [torch.cat(self._method_id)]
+
+    # -- reading -------------------------------------------------------------------------------
+    @property
+    def edge_index(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self._compact()
+        if not self._src:
+            empty = torch.zeros(0, dtype=torch.long)
+            return empty, empty.clone()
+        return self._src[0], self._dst[0]
+
+    @property
+    def edge_weight(self) -> torch.Tensor:
+        self._compact()
+        return self._weight[0] if self._weight else torch.zeros(0)
+
+    @property
+    def _edge_methods(self) -> torch.Tensor:
+        self._compact()
+        return self._method_id[0] if self._method_id else torch.zeros(0, dtype=torch.int32)
+
+    @property
+    def n_edges(self) -> int:
+        return int(sum(t.numel() for t in self._src))
+
+    def edge_method(self, i: int) -> str:
+        return self.methods[int(self._edge_methods[i])]
+
+    def node(self, node_id: str) -> Node:
+        return self.nodes[self._resolve(node_id)]
+
+    def __contains__(self, node: Node | str) -> bool:
+        key = node.node_id if isinstance(node, Node) else node
+        return key in self._index
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __repr__(self) -> str:
+        kinds: dict[str, int] = {}
+        for n in self.nodes:
+            kinds[n.kind] = kinds.get(n.kind, 0) + 1
+        what = ", ".join(f"{k}={v}" for k, v in kinds.items())
+        return f"CircuitGraph({len(self.nodes)} nodes [{what}], {self.n_edges} edges)"
+
+    def edges(self) -> Iterator[tuple[Node, Node, float, str]]:
+        """Every edge as ``(source Node, target Node, weight, method)``."""
+        src, dst = self.edge_index
+        methods = self._edge_methods.tolist()
+        for s, t, w, m in zip(src.tolist(), dst.tolist(), self.edge_weight.tolist(), methods):
+            yield self.nodes[s], self.nodes[t], w, self.methods[m]
+
+    def edge_weights(self) -> dict[tuple[str, str], float]:
+        """``{(source id, target id): weight}``; parallel edges (e.g. per q/k/v) are summed."""
+        out: dict[tuple[str, str], float] = {}
+        for s, t, w, _ in self.edges():
+            key = (s.node_id, t.node_id)
+            out[key] = out.get(key, 0.0) + w
+        return out
+
+    # -- influence and pruning -----------------------------------------------------------------
+    def logit_weights(self) -> torch.Tensor:
+        """Each logit node's weight in the influence: its probability, else an equal share."""
+        w = torch.zeros(len(self.nodes))
+        logits = [i for i, n in enumerate(self.nodes) if n.kind == "logit"]
+        if not logits:
+            raise ValueError(
+                "this graph has no logit node, so influence on the logits is undefined"
+            )
+        probs = [self.nodes[i].activation for i in logits]
+        if all(p is not None and p > 0 for p in probs):
+            w[logits] = torch.tensor(probs, dtype=torch.float32)
+        else:
+            w[logits] = 1.0 / len(logits)
+        return w
+
+    def _normalised(self) -> torch.Tensor:
+        """|w| divided by the total |w| entering its target: each edge's share of its target."""
+        src, dst = self.edge_index
+        a = self.edge_weight.abs()
+        total = torch.zeros(len(self.nodes)).index_add_(0, dst, a)
+        return a / total[dst].clamp_min(1e-10)
+
+    def influence(self) -> torch.Tensor:
+        """Each node's indirect influence on the logits, summed over every path to them.
+
+        The sum over paths of the products of normalised edge shares, weighted by the logit
+        weights (circuit-tracer's ``compute_node_influence``), computed on the sparse edges.
+        """
+        return self._propagate(self._normalised(), self.logit_weights())
+
+    def _propagate(self, share: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
+        src, dst = self.edge_index
+        current, total = seed.clone(), torch.zeros_like(seed)
+        for _ in range(len(self.nodes) + 1):
+            current = torch.zeros_like(seed).index_add_(0, src, share * current[dst])
+            if not current.any():
+                return total
+            total += current
+        raise ValueError("the graph has a cycle; circuit graphs must be acyclic")
+
+    def edge_influence(self) -> torch.Tensor:
+        """Each edge's share of the influence flowing through it to the logits."""
+        w = self.logit_weights()
+        node = self._propagate(self._normalised(), w) + w
+        return self._normalised() * node[self.edge_index[1]]
+
+    def prune(self, node_threshold: float = 0.8, edge_threshold: float = 0.98) -> CircuitGraph:
+        """Keep the nodes holding ``node_threshold`` of the total influence, then the edges
+        holding ``edge_threshold`` of the edge influence; token and logit nodes always stay.
+
+        The same two-step rule as circuit-tracer's ``prune_graph``; nodes left with no edge on
+        a path to a logit are dropped.
+        """
+        for name, t in (("node_threshold", node_threshold), ("edge_threshold", edge_threshold)):
+            if not (isinstance(t, int | float) and 0.0 <= t <= 1.0):
+                raise ValueError(f"{name} must be a number in [0, 1], got {t!r}")
+        keep_node = _cumulative_mask(self.influence(), node_threshold)
+        for i, n in enumerate(self.nodes):
+            if n.kind in ("token", "logit"):
+                keep_node[i] = True
+        src, dst = self.edge_index
+        sub = self._subgraph(keep_node, keep_node[src] & keep_node[dst])
+        keep_edge = _cumulative_mask(sub.edge_influence(), edge_threshold)
+        sub = sub._subgraph(torch.ones(len(sub.nodes), dtype=torch.bool), keep_edge)
+        out = sub._connected()
+        out.metadata.update(node_threshold=node_threshold, edge_threshold=edge_threshold)
+        return out
+
+    def top_edges(self, n: int) -> CircuitGraph:
+        """Keep the ``n`` edges of largest |weight| (and the nodes they connect)."""
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        w = self.edge_weight.abs()
+        keep = torch.zeros_like(w, dtype=torch.bool)
+        keep[w.topk(min(n, w.numel())).indices] = True
+        return self._subgraph(torch.ones(len(self.nodes), dtype=torch.bool), keep)._drop_isolated()
+
+    def threshold(self, min_abs_weight: float) -> CircuitGraph:
+        """Keep the edges with |weight| >= ``min_abs_weight`` (and the nodes they connect)."""
+        if not (isinstance(min_abs_weight, int | float) and math.isfinite(min_abs_weight)):
+            raise ValueError(f"min_abs_weight must be a finite number, got {min_abs_weight!r}")
+        keep = self.edge_weight.abs() >= min_abs_weight
+        return self._subgraph(torch.ones(len(self.nodes), dtype=torch.bool), keep)._drop_isolated()
+
+    def _subgraph(self, keep_node: torch.Tensor, keep_edge: torch.Tensor) -> CircuitGraph:
+        src, dst = self.edge_index
+        keep_edge = keep_edge & keep_node[src] & keep_node[dst]
+        new_index = torch.full((len(self.nodes),), -1, dtype=torch.long)
+        kept = keep_node.nonzero().flatten()
+        new_index[kept] = torch.arange(kept.numel())
+        out = CircuitGraph(metadata=dict(self.metadata))
+        out.add_nodes(self.nodes[i] for i in kept.tolist())
+        out.methods = list(self.methods)
+        if keep_edge.any():
+            out._src = [new_index[src[keep_edge]]]
+            out._dst = [new_index[dst[keep_edge]]]
+            out._weight = [self.edge_weight[keep_edge]]
+            out._method_id = [self._edge_methods[keep_edge]]
+        return out
+
+    def _drop_isolated(self) -> CircuitGraph:
+        src, dst = self.edge_index
+        used = torch.zeros(len(self.nodes), dtype=torch.bool)
+        used[src] = True
+        used[dst] = True
+        return self._subgraph(used, torch.ones_like(src, dtype=torch.bool))
+
+    def _connected(self) -> CircuitGraph:
+        """Drop nodes (other than tokens and logits) with no path to a logit node."""
+        src, dst = self.edge_index
+        reach = torch.tensor([n.kind == "logit" for n in self.nodes], dtype=torch.bool)
+        for _ in range(len(self.nodes) + 1):
+            new = reach.clone()
+            new[src[reach[dst]]] = True
+            if torch.equal(new, reach):
+                break
+            reach = new
+        keep = reach | torch.tensor([n.kind == "token" for n in self.nodes], dtype=torch.bool)
+        return self._subgraph(keep, torch.ones_like(src, dtype=torch.bool))
+
+    # -- comparing -----------------------------------------------------------------------------
+    def compare(self, other: CircuitGraph) -> dict[str, Any]:
+        """Node and edge overlap with ``other`` (by node id), as in circuit-reuse studies.
+
+        Returns intersection-over-union and the share of each graph found in the other, and the
+        node ids they share or hold alone.
+        """
+        a, b = set(self._index), set(other._index)
+        ea, eb = set(self.edge_weights()), set(other.edge_weights())
+        shared = a & b
+        return {
+            "node_iou": len(shared) / max(len(a | b), 1),
+            "edge_iou": len(ea & eb) / max(len(ea | eb), 1),
+            "nodes_in_other": len(shared) / max(len(a), 1),
+            "other_nodes_in_self": len(shared) / max(len(b), 1),
+            "shared_edges": len(ea & eb),
+            "shared_nodes": sorted(shared),
+            "only_self": sorted(a - b),
+            "only_other": sorted(b - a),
+        }
+
+    # -- faithfulness --------------------------------------------------------------------------
+    def faithfulness(self, model, task, ablations=("zero", "mean", "resample")):
+        """Fraction of the clean-vs-corrupted metric recovered with the complement ablated."""
+        from .discovery import faithfulness
+
+        return faithfulness(model, task, self, ablations=ablations)
+
+    # -- saving --------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the folder ``path`` (``graph.json`` + ``edges.safetensors``) atomically."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            src, dst = self.edge_index
+            save_file(
+                {
+                    "source": src.contiguous(),
+                    "target": dst.contiguous(),
+                    "weight": self.edge_weight.contiguous(),
+                    "method": self._edge_methods.contiguous(),
+                },
+                tmp / "edges.safetensors",
+            )
+            meta = {
+                "format": "interp.CircuitGraph/1",
+                "metadata": self.metadata,
+                "methods": self.methods,
+                "nodes": [asdict(n) for n in self.nodes],
+            }
+            (tmp / "graph.json").write_text(json.dumps(meta, indent=1, default=str))
+            old = None
+            if target.exists():
+                old = target.with_name(f".{target.name}.old-{os.getpid()}")
+                target.rename(old)
+            tmp.rename(target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> CircuitGraph:
+        folder = Path(path)
+        if not (folder / "graph.json").exists():
+            raise FileNotFoundError(f"{folder} is not a saved CircuitGraph (no graph.json in it)")
+        meta = json.loads((folder / "graph.json").read_text())
+        if meta.get("format") != "interp.CircuitGraph/1":
+            raise ValueError(f"{folder}/graph.json is not in the interp.CircuitGraph/1 format")
+        g = cls(metadata=meta["metadata"])
+        g.add_nodes(Node(**n) for n in meta["nodes"])
+        g.methods = list(meta["methods"])
+        edges = load_file(folder / "edges.safetensors")
+        if edges["source"].numel():
+            g._src, g._dst = [edges["source"]], [edges["target"]]
+            g._weight, g._method_id = [edges["weight"]], [edges["method"]]
+        return g
+
+    # -- attribution-graph JSON (Neuronpedia / circuit-tracer viewer) --------------------------
+    def to_json(self) -> dict[str, Any]:
+        """The graph in the JSON that Neuronpedia's and circuit-tracer's viewers read."""
+        md = self.metadata
+        n_layers = md.get("n_layers")
+        influence = self.influence().tolist() if self._has_logit() else [None] * len(self.nodes)
+        nodes = []
+        for node, infl in zip(self.nodes, influence):
+            nodes.append(_viewer_node(node, n_layers, infl))
+        ids = [n["node_id"] for n in nodes]
+        links = [
+            {"source": ids[s], "target": ids[t], "weight": w}
+            for s, t, w in zip(*(x.tolist() for x in self.edge_index), self.edge_weight.tolist())
+        ]
+        pinned = [n["node_id"] for n in nodes if n["feature_type"] == "logit"]
+        return {
+            "metadata": {
+                "slug": md.get("slug", md.get("name", "interp-graph")),
+                "scan": md.get("scan", md.get("model", "")),
+                "transcoder_list": md.get("transcoder_list", []),
+                "prompt_tokens": md.get("prompt_tokens", []),
+                "prompt": md.get("prompt", ""),
+                "node_threshold": md.get("node_threshold"),
+                "schema_version": 1,
+                "info": {"generator": "interp", "interp": {k: _plain(v) for k, v in md.items()}},
+            },
+            "qParams": {
+                "pinnedIds": pinned,
+                "supernodes": [],
+                "linkType": "both",
+                "clickedId": "",
+                "sg_pos": "",
+            },
+            "nodes": nodes,
+            "links": links,
+        }
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_json` to ``path`` atomically."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.to_json(), f)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    @classmethod
+    def from_json(cls, data: dict | str | os.PathLike) -> CircuitGraph:
+        """Read an attribution-graph JSON (ours, circuit-tracer's or Neuronpedia's)."""
+        if not isinstance(data, dict):
+            data = json.loads(Path(data).read_text())
+        for key in ("metadata", "nodes", "links"):
+            if key not in data:
+                raise ValueError(f"not an attribution-graph JSON: no {key!r} field")
+        md = dict(data["metadata"])
+        ours = md.get("info", {}).get("interp") if isinstance(md.get("info"), dict) else None
+        g = cls(metadata=dict(ours) if ours else md)
+        ids = {}
+        for raw in data["nodes"]:
+            node = _node_from_viewer(raw)
+            ids[raw["node_id"]] = g.add_node(node)
+        src, dst, w = [], [], []
+        for link in data["links"]:
+            src.append(ids[link["source"]])
+            dst.append(ids[link["target"]])
+            w.append(float(link["weight"]))
+        g.add_edges(torch.tensor(src), torch.tensor(dst), torch.tensor(w), md.get("method", ""))
+        return g
+
+    def _has_logit(self) -> bool:
+        return any(n.kind == "logit" for n in self.nodes)
+
+    # -- drawing -------------------------------------------------------------------------------
+    def layout(self) -> dict[int, tuple[float, float]]:
+        """x by position (or by node order within a layer when positions are absent), y by layer."""
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, n in enumerate(self.nodes):
+            y = -1 if n.kind == "token" else (n.layer if n.layer is not None else 0)
+            groups.setdefault((y, -1 if n.pos is None else n.pos), []).append(i)
+        out = {}
+        for (y, pos), members in groups.items():
+            k = len(members)
+            for j, i in enumerate(members):
+                offset = (j - (k - 1) / 2) * (0.8 / max(k, 1)) if pos >= 0 else j - (k - 1) / 2
+                out[i] = (
+                    float((pos if pos >= 0 else 0) + offset),
+                    float(y + (0.25 if self.nodes[i].kind == "mlp" else 0)),
+                )
+        return out
+
+    def plot(self, title: str | None = None, max_edges: int = 2000):
+        """A plotly figure: nodes by layer (y) and position (x); edges coloured by sign."""
+        import plotly.graph_objects as go
+
+        xy = self.layout()
+        src, dst = self.edge_index
+        w = self.edge_weight
+        order = w.abs().argsort(descending=True)[:max_edges]
+        scale = float(w.abs().max()) if w.numel() else 1.0
+        fig = go.Figure()
+        for sign, colour in ((1, "rgba(33,102,172,0.55)"), (-1, "rgba(178,24,43,0.55)")):
+            xs, ys = [], []
+            for e in order.tolist():
+                if (w[e] >= 0) != (sign > 0):
+                    continue
+                (x0, y0), (x1, y1) = xy[int(src[e])], xy[int(dst[e])]
+                xs += [x0, x1, None]
+                ys += [y0, y1, None]
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"color": colour, "width": 1.5},
+                    hoverinfo="skip",
+                    name="positive" if sign > 0 else "negative",
+                )
+            )
+        infl = self.influence() if self._has_logit() and self.n_edges else None
+        hover, colours = [], []
+        palette = {
+            "token": "#7f7f7f",
+            "head": "#1f77b4",
+            "mlp": "#ff7f0e",
+            "neuron": "#bcbd22",
+            "feature": "#2ca02c",
+            "error": "#d62728",
+            "logit": "#9467bd",
+        }
+        for i, n in enumerate(self.nodes):
+            extra = "" if infl is None else f"<br>influence {float(infl[i]):.3g}"
+            act = "" if n.activation is None else f"<br>activation {n.activation:.3g}"
+            hover.append(f"{n.name} ({n.kind})<br>{n.node_id}{act}{extra}")
+            colours.append(palette[n.kind])
+        fig.add_trace(
+            go.Scatter(
+                x=[xy[i][0] for i in range(len(self.nodes))],
+                y=[xy[i][1] for i in range(len(self.nodes))],
+                mode="markers+text",
+                marker={"size": 14, "color": colours, "line": {"width": 1, "color": "white"}},
+                text=[n.name for n in self.nodes],
+                textposition="top center",
+                hovertext=hover,
+                hoverinfo="text",
+                customdata=[n.node_id for n in self.nodes],
+                name="nodes",
+            )
+        )
+        fig.update_layout(
+            title=title or self.metadata.get("name", "circuit"),
+            xaxis_title="position",
+            yaxis_title="layer",
+            showlegend=False,
+            meta={"max_abs_weight": scale},
+        )
+        return fig
+
+
+def _cumulative_mask(scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The smallest set of entries, largest first, whose sum reaches ``threshold`` of the total."""
+    keep = torch.zeros_like(scores, dtype=torch.bool)
+    if scores.numel() == 0:
+        return keep
+    total = scores.sum()
+    if total <= 0:
+        return keep
+    values, order = scores.sort(descending=True)
+    cum = values.cumsum(0) / total
+    n = int((cum < threshold).sum()) + 1
+    keep[order[: min(n, scores.numel())]] = True
+    keep &= scores > 0
+    return keep
+
+
+def _viewer_node(node: Node, n_layers: int | None, influence: float | None) -> dict[str, Any]:
+    """One node in circuit-tracer's viewer schema (node_id, feature, layer, ctx_idx, ...)."""
+    pos = node.pos if node.pos is not None else 0
+    layer = node.layer if node.layer is not None else 0
+    index = node.index if node.index is not None else 0
+    base: dict[str, Any] = {
+        "ctx_idx": pos,
+        "token_prob": 0.0,
+        "is_target_logit": False,
+        "run_idx": 0,
+        "reverse_ctx_idx": 0,
+        "clerp": node.label,
+        "influence": influence,
+        "activation": node.activation,
+        "feature_type": _FEATURE_TYPE[node.kind],
+        "interp_node": {k: v for k, v in asdict(node).items()},
+    }
+    if node.kind == "token":
+        base.update(node_id=f"E_{index}_{pos}", feature=pos, layer="E", jsNodeId=f"E_{index}-{pos}")
+    elif node.kind == "logit":
+        top = str((n_layers if n_layers is not None else layer) + 1)
+        prob = node.activation or 0.0
+        base.update(
+            node_id=f"{top}_{index}_{pos}",
+            feature=index,
+            layer=top,
+            jsNodeId=f"L_{index}-{pos}",
+            token_prob=prob,
+            is_target_logit=True,
+            activation=None,
+            clerp=f"Output {node.label} (p={prob:.3f})",
+        )
+    elif node.kind == "error":
+        base.update(
+            node_id=f"{layer}_-1_{pos}", feature=-1, layer=str(layer), jsNodeId=f"{layer}_-1-{pos}"
+        )
+    else:
+        # features use circuit-tracer's cantor pairing of (layer, index) for their global id;
+        # heads, MLPs and neurons are told apart by feature_type and a kind-prefixed node id
+        feature = (layer + index) * (layer + index + 1) // 2 + index
+        prefix = "" if node.kind == "feature" else f"{node.kind[0]}"
+        base.update(
+            node_id=f"{prefix}{layer}_{index}_{pos}",
+            feature=feature,
+            layer=str(layer),
+            jsNodeId=f"{prefix}{layer}_{index}-0",
+        )
+    return base
+
+
+def _node_from_viewer(raw: dict[str, Any]) -> Node:
+    ours = raw.get("interp_node")
+    if isinstance(ours, dict):
+        return Node(**ours)
+    kind = _KIND_OF_TYPE.get(raw.get("feature_type", ""), "feature")
+    pos = raw.get("ctx_idx")
+    layer_s = str(raw.get("layer", "0"))
+    if kind == "token":
+        index = int(raw["node_id"].split("_")[1])
+        return Node("token", None, pos, index, raw.get("clerp", ""))
+    if kind == "logit":
+        index = int(raw.get("feature", 0))
+        return Node(
+            "logit", int(layer_s) - 1, pos, index, raw.get("clerp", ""), raw.get("token_prob")
+        )
+    if kind == "error":
+        return Node("error", int(layer_s), pos, None, raw.get("clerp", ""))
+    index = int(raw["node_id"].lstrip("hmn").split("_")[1])
+    return Node(kind, int(layer_s), pos, index, raw.get("clerp", ""), raw.get("activation"))
+
+
+def _plain(v: Any) -> Any:
+    try:
+        json.dumps(v)
+        return v
+    except TypeError:
+        return str(v)
