@@ -109,7 +109,7 @@ class Task:
         for i, text in enumerate(prompts):
             if not isinstance(text, str) or not text:
                 raise ValueError(f"{arg}[{i}] must be a non-empty string, got {text!r}")
-            ids = model.to_tokens(text, prepend_bos=self.prepend_bos)[0]
+            ids = model.to_tokens(text, prepend_bos=self.prepend_bos, truncate=False)[0]
             lengths[i] = len(ids)
             rows.append(ids)
         if len(set(lengths.values())) > 1:

@@ -78,3 +78,5 @@ def test_bad_tasks(induction_model):
         Task(["x = 1"], ["x = 2"], ["print(x)"], ["x"]).tokens(induction_model)
     with pytest.raises(ValueError, match="corrupted has 2 entries but clean has 1"):
         Task(["a"], ["b", "c"], ["d"], ["e"])
+    with pytest.raises(ValueError, match="over the context 256"):  # not silently truncated
+        Task(["1" * 300], ["2" * 300], ["1"], ["2"]).tokens(induction_model)

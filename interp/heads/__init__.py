@@ -13,6 +13,9 @@ from ._detectors import repeated_token_loss as repeated_token_loss
 from ._neurons import neuron_in_out_cosine as neuron_in_out_cosine
 from ._neurons import neuron_top_contexts as neuron_top_contexts
 from ._neurons import neuron_vocab_projection as neuron_vocab_projection
+from ._pathways import attention_pathways as attention_pathways
+from ._pathways import pathway_task as pathway_task
+from ._pathways import source_effects as source_effects
 from ._weights import COMPOSITION_MODES as COMPOSITION_MODES
 from ._weights import composition_scores as composition_scores
 from ._weights import ov_copying_scores as ov_copying_scores
