@@ -1,5 +1,6 @@
 """Head analysis: detectors from attention patterns, and head circuits read from the weights."""
 
+from ._copy_suppression import copy_suppression_effect as copy_suppression_effect
 from ._detectors import DETECTION_KINDS as DETECTION_KINDS
 from ._detectors import attention_entropy as attention_entropy
 from ._detectors import bos_scores as bos_scores
