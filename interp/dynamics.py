@@ -50,6 +50,25 @@ def organism_checkpoints(name: str) -> list[tuple[int, Path]]:
     return found
 
 
+def hub_checkpoints(name: str, revisions: Sequence[str | int]) -> list[tuple[int, str]]:
+    """``(step, "name@revision")`` pairs for :func:`formation` over a hub model's revisions.
+
+    An integer ``N`` means Pythia's revision name ``"stepN"``; a revision ``"stepN"`` gets step
+    ``N``; any other revision gets its index in the list.
+    """
+    if not revisions:
+        raise ValueError("revisions is empty; give revision names or step numbers")
+    out = []
+    for i, rev in enumerate(revisions):
+        if isinstance(rev, int):
+            out.append((rev, f"{name}@step{rev}"))
+        elif rev.startswith("step") and rev[4:].isdigit():
+            out.append((int(rev[4:]), f"{name}@{rev}"))
+        else:
+            out.append((i, f"{name}@{rev}"))
+    return out
+
+
 def icl_score(model, tokens: torch.Tensor, early: int = 20, late: int | None = None) -> float:
     """In-context-learning score: mean loss at position ``late`` minus at ``early`` (negative = ICL)."""
     late = late if late is not None else tokens.shape[1] - 2

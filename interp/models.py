@@ -122,6 +122,7 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     backend: str = "auto",
     process_weights: bool = False,
+    revision: str | None = None,
 ):
     """Load a model as a TransformerLens model.
 
@@ -135,6 +136,8 @@ def load_model(
             bridge otherwise (GGUF files included).
         process_weights: fold layer norms and centre weights as TransformerLens's
             ``from_pretrained`` does; off by default so logits equal transformers'.
+        revision: for a hub model, the branch, tag or commit (e.g. Pythia's ``"step1000"``);
+            ``"name@revision"`` in ``spec`` says the same.
 
     Returns:
         The model in eval mode, with ``model.cfg.interp_provenance`` describing how it was loaded.
@@ -151,6 +154,9 @@ def load_model(
     text = os.fspath(spec)
     if not text.strip():
         raise ModelSpecError(f"an empty model spec is not accepted; give {_forms()}")
+    local = text in ORGANISMS or text.lower() in SMOLLM2_ALIASES or Path(text).expanduser().exists()
+    if revision is not None and local:
+        raise ModelSpecError(f"revision={revision!r} applies only to hub models; {text!r} is local")
     if text in ORGANISMS:
         folder = ORGANISMS[text].path
         if not (folder / "config.json").exists():
@@ -170,10 +176,16 @@ def load_model(
             f"{text!r} exists but is neither a model folder (no config.json in it) nor a .gguf "
             f"file; accepted: {_forms()}"
         )
+    if "@" in text and revision is None:
+        text, revision = text.rsplit("@", 1)
     hub_id = _official_name(text)
     if hub_id is not None:
-        folder = _hub_snapshot(hub_id, text)
+        folder = _hub_snapshot(hub_id, text, revision)
         return _from_folder(folder, text, device, dtype, backend, process_weights)
+    if revision is not None:
+        raise ModelSpecError(
+            f"revision={revision!r} applies only to hub models; {text!r} is not one"
+        )
     close = difflib.get_close_matches(text, known_names(), n=5, cutoff=0.6)
     hint = f" Close matches: {', '.join(close)}." if close else ""
     raise ModelSpecError(f"unknown model spec {text!r}.{hint} Accepted: {_forms()}.")
@@ -194,20 +206,24 @@ def _official_name(name: str) -> str | None:
     return None
 
 
-def _hub_snapshot(repo_id: str, spec: str) -> Path:
+def _hub_snapshot(repo_id: str, spec: str, revision: str | None = None) -> Path:
     """The local snapshot of a hub model: from the HF cache, else downloaded if the hub answers."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*"]
     try:
-        return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=patterns))
+        return Path(
+            snapshot_download(
+                repo_id, revision=revision, local_files_only=True, allow_patterns=patterns
+            )
+        )
     except LocalEntryNotFoundError:
         pass
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         raise _offline_error(spec, repo_id, "HF_HUB_OFFLINE is set")
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
     except Exception as err:  # connection refused, DNS failure, timeouts: all mean "offline"
         raise _offline_error(spec, repo_id, f"{type(err).__name__}: {err}") from err
 

@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import pytest
 import torch
@@ -21,3 +22,24 @@ def smollm2():
     from interp import load_model
 
     return load_model("smollm2-135m", device="cpu")
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """Make a Hugging Face cache laid out as huggingface_hub writes it, with one snapshot per
+    revision: ``fake_hub(repo_id, {revision: source folder})`` -> ``{revision: snapshot}``."""
+
+    def make(repo_id, revisions):
+        repo = tmp_path / "hub" / f"models--{repo_id.replace('/', '--')}"
+        (repo / "refs").mkdir(parents=True)
+        out = {}
+        for i, (revision, source) in enumerate(revisions.items()):
+            commit = f"{i:040d}"
+            out[revision] = repo / "snapshots" / commit
+            shutil.copytree(source, out[revision])
+            (repo / "refs" / revision).write_text(commit)
+        return out
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    return make

@@ -3,16 +3,17 @@
 import pytest
 import torch
 
-from interp import load_model
+from interp import ModelSpecError, load_model
 from interp.dynamics import (
     accuracy_with_heads_ablated,
     emergent_heads,
     formation,
+    hub_checkpoints,
     organism_checkpoints,
     phase_change,
     random_head_sets,
 )
-from interp.organisms import _train, train
+from interp.organisms import ORGANISMS, _train, train
 from interp.tasks import variable_tracking_task
 
 
@@ -53,6 +54,20 @@ def test_formation_finds_the_jump_from_untrained_to_trained(untrained, text, tmp
     finally:
         dyn.load_model = real
     assert torch.equal(again["max_induction"].values, result["max_induction"].values)
+
+
+def test_formation_over_hub_revisions(untrained, text, fake_hub):
+    # Pythia-style revisions "step0", "step2500" of a hub name, served from the local HF cache
+    snaps = fake_hub("gpt2", {"step0": untrained, "step2500": ORGANISMS["induction-2l"].path})
+    checkpoints = hub_checkpoints("gpt2", [0, "step2500"])
+    assert checkpoints == [(0, "gpt2@step0"), (2500, "gpt2@step2500")]
+    assert load_model("gpt2", revision="step0", device="cpu").cfg.interp_provenance[
+        "source"
+    ] == str(snaps["step0"])
+    result = formation(checkpoints, text=text, progress=False)
+    assert phase_change(result["max_induction"]) == 2500
+    with pytest.raises(ModelSpecError, match="only to hub models"):
+        load_model("induction-2l", revision="step0")
 
 
 def test_checkpoints_of_another_architecture_are_refused(text):

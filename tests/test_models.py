@@ -83,25 +83,12 @@ def test_local_folder_loads(tmp_path):
     assert model.cfg.n_layers == 2
 
 
-def _fake_hub_cache(root, repo_id, source):
-    """A Hugging Face cache laid out as huggingface_hub writes it, holding ``source``'s files."""
-    repo = root / f"models--{repo_id.replace('/', '--')}"
-    commit = "0" * 40
-    snap = repo / "snapshots" / commit
-    shutil.copytree(source, snap)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    return snap
-
-
-def test_hub_name_loads_from_the_local_cache_without_network(tmp_path, monkeypatch):
+def test_hub_name_loads_from_the_local_cache_without_network(tmp_path, fake_hub):
     # stand-in weights under the hub id of gpt2: the hub path resolves the name, finds the
     # snapshot in the cache and loads it, with HF_HUB_OFFLINE set by conftest
     from interp.models import _official_name
 
-    snap = _fake_hub_cache(tmp_path, _official_name("gpt2"), ORGANISMS["induction-2l"].path)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    snap = fake_hub(_official_name("gpt2"), {"main": ORGANISMS["induction-2l"].path})["main"]
     model = load_model("gpt2", device="cpu")
     assert model.cfg.interp_provenance["source"] == str(snap)
     assert model.cfg.n_layers == json.loads((snap / "config.json").read_text())["num_hidden_layers"]
