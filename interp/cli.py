@@ -109,7 +109,14 @@ def summary(
     typer.echo(f"Loss on repeated random tokens: first copy {first:.3f}, second copy {second:.3f}")
 
 
-HEAD_SCORES = ("induction", "previous-token", "duplicate-token", "bos", "entropy")
+HEAD_SCORES = (
+    "induction",
+    "previous-token",
+    "duplicate-token",
+    "bos",
+    "entropy",
+    "copy-suppression",
+)
 TaskOpt = Annotated[str, typer.Option(help="shipped task: induction, variable-tracking, ioi")]
 OutOpt = Annotated[str | None, typer.Option(help="runs folder (default $INTERP_RUNS or ./runs)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for other programs")]
@@ -145,6 +152,29 @@ def _finish(result, name: str, out: str | None, as_json: bool, top: int = 5) -> 
     typer.echo(f"saved run {run_id} (interp runs show {run_id})")
 
 
+def _finish_graph(graph, name: str, out: str | None, as_json: bool, top: int = 8) -> None:
+    """Store a CircuitGraph run and print its strongest edges (or JSON)."""
+    from .store import save_run
+
+    try:
+        run_id = save_run(graph, name, out)
+    except OSError as err:
+        raise _fail(str(err), 1) from err
+    edges = sorted(graph.edges(), key=lambda e: -abs(e[2]))[:top]
+    best = [
+        {"source": s.node_id, "target": t.node_id, "weight": round(w, 4), "method": m}
+        for s, t, w, m in edges
+    ]
+    if as_json:
+        info = {"run": run_id, "nodes": len(graph.nodes), "edges": graph.n_edges, "top": best}
+        typer.echo(json.dumps(info, indent=1, default=str))
+        return
+    typer.echo(f"{graph}; strongest edges:")
+    for b in best:
+        typer.echo(f"  {b['source']:>22s} -> {b['target']:22s} {b['weight']:+.4f}  {b['method']}")
+    typer.echo(f"saved run {run_id} (interp runs show {run_id}; graph.json opens in viewers)")
+
+
 def _task(name: str, model):
     from .tasks import make_task
 
@@ -171,6 +201,7 @@ def heads(
         "duplicate-token": h.duplicate_token_scores,
         "bos": h.bos_scores,
         "entropy": h.attention_entropy,
+        "copy-suppression": h.copy_suppression_effect,
     }
     if score not in fns:
         raise _fail(f"--score {score!r} is not accepted; use one of {', '.join(HEAD_SCORES)}")
@@ -258,6 +289,33 @@ def attribute(
     _finish(result, f"attribution-{site}", out, as_json)
 
 
+@app.command()
+def pathways(
+    model: ModelArg = DEFAULT_MODEL,
+    prompt: Annotated[
+        str, typer.Option(help="the prompt to trace (default: a repeated sequence)")
+    ] = "",
+    target: Annotated[
+        str | None, typer.Option(help="the token to explain; default: the top prediction")
+    ] = None,
+    depth: Annotated[int, typer.Option(min=1, help="levels of heads to trace back")] = 2,
+    device: Annotated[str | None, typer.Option()] = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Trace the attention pathway into a prediction: heads, their sources, their senders."""
+    from .heads import attention_pathways, repeated_random_tokens
+
+    m = _load(model, device)
+    if not prompt:
+        prompt = m.to_string(repeated_random_tokens(m, n=1, period=12, seed=3)[0, 1:])
+    try:
+        graph = attention_pathways(m, prompt, target, depth=depth)
+    except ValueError as err:
+        raise _fail(str(err)) from err
+    _finish_graph(graph, "pathways", out, as_json)
+
+
 runs_app = typer.Typer(help="Stored runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
@@ -278,12 +336,23 @@ def runs_list(out: OutOpt = None, as_json: JsonOpt = False) -> None:
 @runs_app.command("show")
 def runs_show(run_id: str, out: OutOpt = None, as_json: JsonOpt = False) -> None:
     """Show one stored run: its metric, axes, top values and provenance."""
+    from .circuit_graph import CircuitGraph
     from .store import load_run
 
     try:
         result = load_run(run_id, out)
     except FileNotFoundError as err:
         raise _fail(str(err)) from err
+    if isinstance(result, CircuitGraph):
+        edges = sorted(result.edges(), key=lambda e: -abs(e[2]))[:10]
+        info = {
+            "run": run_id,
+            "graph": repr(result),
+            "metadata": result.metadata,
+            "top_edges": [[s.node_id, t.node_id, round(w, 4), m] for s, t, w, m in edges],
+        }
+        typer.echo(json.dumps(info, indent=1, default=str))
+        return
     best = [{"at": w, "value": round(v, 4)} for w, v in result.top(5)]
     info = {
         "run": run_id,

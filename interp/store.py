@@ -1,7 +1,8 @@
 """The result store: every run saved in a runs folder, listed and reopened later.
 
 Each run is a folder ``runs/<id>/`` holding ``result.safetensors`` (values), ``result.json``
-(axes, labels, metric, provenance) and ``plot.html``. The folder is built under a temporary name
+(axes, labels, metric, provenance) and ``plot.html``; a circuit run holds ``graph/`` (the saved
+CircuitGraph), ``graph.json`` (the attribution-graph JSON viewers read) and ``plot.html``. The folder is built under a temporary name
 and renamed into place, so an interrupted run never leaves a half-written result.
 """
 
@@ -14,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .circuit_graph import CircuitGraph
 from .result import Result
 
 
@@ -23,9 +25,12 @@ def runs_dir(path: str | os.PathLike | None = None) -> Path:
 
 
 def save_run(
-    result: Result, name: str, root: str | os.PathLike | None = None, plot: bool = True
+    result: Result | CircuitGraph,
+    name: str,
+    root: str | os.PathLike | None = None,
+    plot: bool = True,
 ) -> str:
-    """Store ``result`` as a new run; returns its id (``YYYYmmdd-HHMMSS-name``)."""
+    """Store a Result or a CircuitGraph as a new run; returns its id (``YYYYmmdd-HHMMSS-name``)."""
     root = runs_dir(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -35,9 +40,15 @@ def save_run(
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:60]
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
     try:
-        result.save(tmp / "result")
-        if plot and len(result.axes) <= 3:
-            result.plot().write_html(tmp / "plot.html", include_plotlyjs="cdn")
+        if isinstance(result, CircuitGraph):
+            result.save(tmp / "graph")
+            result.save_json(tmp / "graph.json")
+            if plot:
+                result.plot().write_html(tmp / "plot.html", include_plotlyjs="cdn")
+        else:
+            result.save(tmp / "result")
+            if plot and len(result.axes) <= 3:
+                result.plot().write_html(tmp / "plot.html", include_plotlyjs="cdn")
         final = root / run_id
         n = 1
         while final.exists():
@@ -55,7 +66,21 @@ def list_runs(root: str | os.PathLike | None = None) -> list[dict]:
     out = []
     for folder in sorted(runs_dir(root).glob("*")):
         meta = folder / "result.json"
-        if folder.name.startswith(".") or not meta.exists():
+        if folder.name.startswith("."):
+            continue
+        if (folder / "graph" / "graph.json").exists():
+            graph = json.loads((folder / "graph" / "graph.json").read_text())
+            out.append(
+                {
+                    "id": folder.name,
+                    "method": graph["metadata"].get("method"),
+                    "metric": "circuit graph",
+                    "axes": ["nodes", "edges"],
+                    "shape": [len(graph["nodes"]), None],
+                }
+            )
+            continue
+        if not meta.exists():
             continue
         data = json.loads(meta.read_text())
         out.append(
@@ -70,9 +95,11 @@ def list_runs(root: str | os.PathLike | None = None) -> list[dict]:
     return out
 
 
-def load_run(run_id: str, root: str | os.PathLike | None = None) -> Result:
-    """The Result of run ``run_id``."""
+def load_run(run_id: str, root: str | os.PathLike | None = None) -> Result | CircuitGraph:
+    """The Result (or CircuitGraph) of run ``run_id``."""
     folder = runs_dir(root) / run_id
+    if (folder / "graph" / "graph.json").exists():
+        return CircuitGraph.load(folder / "graph")
     if not (folder / "result.json").exists():
         known = [r["id"] for r in list_runs(root)]
         raise FileNotFoundError(f"no run {run_id!r} in {runs_dir(root)}; runs: {known[-5:]}")

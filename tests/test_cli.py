@@ -131,3 +131,33 @@ def test_path_patch_and_attribute_commands(tmp_path):
         ],
     )
     assert out.exit_code == 0 and "pearson" in out.output
+
+
+def test_pathways_command_stores_a_graph_run(tmp_path):
+    from interp.circuit_graph import CircuitGraph
+    from interp.store import list_runs, load_run
+
+    out = runner.invoke(
+        app, ["pathways", "--depth", "1", "--device", "cpu", "--out", str(tmp_path), "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    graph = load_run(report["run"], tmp_path)
+    assert isinstance(graph, CircuitGraph) and graph.n_edges == report["edges"] > 0
+    assert report["top"][0]["source"].startswith(("head.1.", "token."))
+    viewer = json.loads((tmp_path / report["run"] / "graph.json").read_text())
+    assert {"metadata", "nodes", "links"} <= set(viewer)
+    assert list_runs(tmp_path)[0]["metric"] == "circuit graph"
+    shown = runner.invoke(app, ["runs", "show", report["run"], "--out", str(tmp_path)])
+    assert "top_edges" in json.loads(shown.stdout)
+    bad = runner.invoke(app, ["pathways", "--prompt", "   ", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "non-empty" in bad.output
+
+
+def test_copy_suppression_scores_from_the_cli(tmp_path):
+    out = runner.invoke(
+        app, ["heads", "reasoning-tuned", "--score", "copy-suppression", "--out", str(tmp_path)]
+    )
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("copy suppression") and "layer 2, head 2" in lines[1]
