@@ -1,0 +1,208 @@
+"""The circuit catalogue: tasks and the circuits found for them, kept in ``circuits/``.
+
+Each entry is a folder ``circuits/<name>/`` holding ``entry.json`` (the model, the task as data,
+how the circuit was found, its faithfulness under zero, mean and resample ablation, notes) and
+``graph/`` (the saved :class:`~interp.circuit_graph.CircuitGraph`). ``RECIPES`` says how every
+shipped entry is made, so ``build(name)`` reproduces it and ``recheck(entry)`` re-measures its
+faithfulness against the stored figure.
+
+Component-level entries (heads and MLPs) are found by EAP / EAP-IG and checked by ablating every
+edge outside the circuit (``interp.discovery.faithfulness``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .circuit_graph import CircuitGraph
+
+ROOT_ENV = "INTERP_CIRCUITS"
+
+
+def catalogue_dir(root: str | os.PathLike | None = None) -> Path:
+    """``root``, else ``$INTERP_CIRCUITS``, else the repository's ``circuits/`` folder."""
+    if root is not None:
+        return Path(root)
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV])
+    return Path(__file__).resolve().parent.parent / "circuits"
+
+
+@dataclass
+class Recipe:
+    """How a catalogue entry is made: model, task (a shipped task with arguments), method."""
+
+    model: str
+    task: str
+    task_args: dict[str, Any]
+    title: str
+    method: str = "EAP-IG"
+    ig_steps: int = 5
+    top_n: int = 30
+    notes: str = ""
+
+
+RECIPES: dict[str, Recipe] = {
+    "induction-2l-heads": Recipe(
+        model="induction-2l",
+        task="induction",
+        task_args={"n": 16, "period": 20, "seed": 0},
+        title="Induction in induction-2l (heads)",
+        top_n=40,
+        notes="Previous-token head L0H3 keys the layer-1 induction heads (K-composition).",
+    ),
+    "variable-tracking-reasoning-tuned": Recipe(
+        model="reasoning-tuned",
+        task="variable-tracking",
+        task_args={"n": 32, "hops": 2, "seed": 5},
+        title="Variable tracking in reasoning-tuned (heads)",
+        top_n=30,
+        notes="L3H2, the head fine-tuning made important, moves the value to the answer.",
+    ),
+    "induction-smollm2": Recipe(
+        model="smollm2-135m",
+        task="induction",
+        task_args={"n": 8, "period": 12, "seed": 0},
+        title="Induction in SmolLM2-135M (heads)",
+        method="EAP",
+        top_n=60,
+        notes="Induction heads in layers 17-18 (L18H6, L17H3, L17H4 ...).",
+    ),
+    "ioi-smollm2": Recipe(
+        model="smollm2-135m",
+        task="ioi",
+        task_args={"n": 16},
+        title="Indirect object identification in SmolLM2-135M (heads)",
+        method="EAP",
+        top_n=80,
+        notes="SmolLM2 solves the IOI template (24/24 correct, logit difference 4.5).",
+    ),
+}
+
+
+@dataclass
+class Entry:
+    """One catalogue entry as stored: ``entry.json`` plus its graph folder."""
+
+    name: str
+    folder: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        return self.info["model"]
+
+    @property
+    def faithfulness(self) -> dict[str, float]:
+        return self.info["faithfulness"]
+
+    def graph(self) -> CircuitGraph:
+        return CircuitGraph.load(self.folder / "graph")
+
+    def task(self, model):
+        from .tasks import make_task
+
+        spec = self.info["task"]
+        return make_task(spec["name"], model, **spec.get("args", {}))
+
+
+def entries(root: str | os.PathLike | None = None) -> list[Entry]:
+    """Every complete entry in the catalogue, by name."""
+    out = []
+    for folder in sorted(catalogue_dir(root).glob("*")):
+        if folder.name.startswith(".") or not (folder / "entry.json").exists():
+            continue
+        out.append(Entry(folder.name, folder, json.loads((folder / "entry.json").read_text())))
+    return out
+
+
+def load_entry(name: str, root: str | os.PathLike | None = None) -> Entry:
+    folder = catalogue_dir(root) / name
+    if not (folder / "entry.json").exists():
+        known = [e.name for e in entries(root)]
+        raise FileNotFoundError(f"no catalogue entry {name!r}; entries: {', '.join(known)}")
+    return Entry(name, folder, json.loads((folder / "entry.json").read_text()))
+
+
+def build(
+    name: str,
+    root: str | os.PathLike | None = None,
+    *,
+    model=None,
+    device: str | None = "cpu",
+) -> Entry:
+    """Find the circuit of recipe ``name`` (EAP / EAP-IG, then the top edges), measure its
+    faithfulness and write the entry (folder built under a temporary name, then renamed)."""
+    from .discovery import eap, extract, faithfulness
+    from .models import load_model, provenance
+    from .tasks import make_task
+
+    if name not in RECIPES:
+        raise ValueError(f"no recipe {name!r}; recipes: {', '.join(RECIPES)}")
+    recipe = RECIPES[name]
+    model = model if model is not None else load_model(recipe.model, device=device)
+    task = make_task(recipe.task, model, **recipe.task_args)
+    scored = eap(model, task, method=recipe.method, ig_steps=recipe.ig_steps)
+    circuit = extract(scored, top_n=recipe.top_n)
+    circuit.metadata.update(name=recipe.title, model=recipe.model, task=recipe.task)
+    faith = faithfulness(model, task, circuit)
+    batch = task.tokens(model)
+    info = {
+        "name": name,
+        "title": recipe.title,
+        "model": recipe.model,
+        "level": "heads",
+        "task": {"name": recipe.task, "args": recipe.task_args, "metric": batch.metric},
+        "example": {
+            "clean": model.to_string(batch.clean[0]),
+            "corrupted": model.to_string(batch.corrupted[0]),
+            "answer": model.to_string(batch.answers[:1]),
+        },
+        "method": {"name": recipe.method, "ig_steps": recipe.ig_steps, "top_n": recipe.top_n},
+        "nodes": len(circuit.nodes),
+        "edges": circuit.n_edges,
+        "faithfulness": dict(zip(faith.labels["ablation"], faith.values.tolist(), strict=True)),
+        "clean_metric": faith.provenance["clean_metric"],
+        "corrupted_metric": faith.provenance["corrupted_metric"],
+        "model_provenance": provenance(model),
+        "notes": recipe.notes,
+    }
+    return _write_entry(name, info, circuit, root)
+
+
+def _write_entry(name: str, info: dict, graph: CircuitGraph, root) -> Entry:
+    base = catalogue_dir(root)
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base))
+    try:
+        graph.save(tmp / "graph")
+        graph.save_json(tmp / "graph" / "viewer.json")
+        (tmp / "entry.json").write_text(json.dumps(info, indent=1, default=str))
+        final = base / name
+        old = None
+        if final.exists():
+            old = base / f".{name}.old-{os.getpid()}"
+            final.rename(old)
+        tmp.rename(final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Entry(name, base / name, info)
+
+
+def recheck(entry: Entry, *, model=None, device: str | None = "cpu") -> dict[str, float]:
+    """Re-measure the entry's faithfulness (zero, mean, resample) from its stored graph."""
+    from .discovery import faithfulness
+    from .models import load_model
+
+    model = model if model is not None else load_model(entry.model, device=device)
+    result = faithfulness(model, entry.task(model), entry.graph())
+    return dict(zip(result.labels["ablation"], result.values.tolist(), strict=True))

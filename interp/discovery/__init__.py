@@ -1,0 +1,25 @@
+"""Component circuits: which attention heads and MLPs, wired how, carry a task.
+
+A transformer's components talk through the residual stream: every head and MLP reads the sum
+of what the input and every earlier component wrote. Seen as a graph, each (writer, reader) pair
+is an edge, and a circuit is a small set of edges that carries the task on its own. ``eap``
+scores every edge at once by edge attribution patching (or EAP-IG), ``extract`` keeps the
+strongest edges that connect the input to the logits, ``acdc`` prunes edges one at a time by
+their measured effect (Conmy et al., 2023), and ``faithfulness`` checks a circuit by ablating
+every edge outside it (zero, mean and resample ablation, side by side).
+
+Example:
+    >>> from interp.discovery import eap, extract, faithfulness
+    >>> graph = eap(model, task, method="EAP-IG")
+    >>> circuit = extract(graph, top_n=30)
+    >>> faithfulness(model, task, circuit)
+"""
+
+from ._acdc import acdc as acdc
+from ._eap import METHODS as METHODS
+from ._eap import eap as eap
+from ._eap import edge_scores as edge_scores
+from ._faithfulness import ABLATIONS as ABLATIONS
+from ._faithfulness import faithfulness as faithfulness
+from ._graph import extract as extract
+from ._graph import to_graph as to_graph

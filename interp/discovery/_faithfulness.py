@@ -1,0 +1,221 @@
+"""Faithfulness: how much of the task's behaviour a circuit carries on its own.
+
+Every edge outside the circuit is ablated: its receiver sees the sender's *ablated* output instead
+of the one it has in this run, while the edges of the circuit carry the run's own values. The run
+is on the clean prompts, so
+
+    faithfulness = (m(circuit) - m(corrupted)) / (m(clean) - m(corrupted))
+
+is the fraction of the clean-vs-corrupted metric difference the circuit recovers: 1 for the whole
+model, 0 for the empty circuit under resample ablation (every receiver then reads the corrupted
+run's outputs, which is the corrupted run). Three ablations, reported side by side because they
+disagree, sometimes widely:
+
+- ``zero``: the sender's output is replaced by zeros;
+- ``mean``: by its mean over the task's clean and corrupted prompts (per position);
+- ``resample``: by its output on the paired corrupted prompt.
+
+The ablation is per edge, also for heads: a head's query, key and value inputs are recomputed
+from its own copy of the residual stream (its ``ln1`` and ``W_Q``/``W_K``/``W_V``), so an edge
+into a head's key leaves its query untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..hooks import hook_name, run_with_cache, scoped_hooks
+from ..models import provenance
+from ..result import Result
+from ..tasks import Task, TaskBatch
+from ._edges import (
+    EdgeSpace,
+    answer_logits,
+    edge_space,
+    qkv_from_inputs,
+    sender_hooks,
+    sender_outputs,
+)
+
+ABLATIONS = ("zero", "mean", "resample")
+
+
+def check_ablations(ablations) -> tuple[str, ...]:
+    if isinstance(ablations, str):
+        ablations = (ablations,)
+    ablations = tuple(ablations)
+    bad = [a for a in ablations if a not in ABLATIONS]
+    if bad or not ablations or len(set(ablations)) != len(ablations):
+        raise ValueError(
+            f"ablations={ablations!r} is not accepted; give distinct names from {ABLATIONS}"
+        )
+    return ablations
+
+
+def faithfulness(
+    model,
+    task: Task | TaskBatch,
+    circuit,
+    ablations: tuple[str, ...] | str = ABLATIONS,
+) -> Result:
+    """The fraction of the clean-vs-corrupted metric difference ``circuit`` recovers.
+
+    Arguments:
+        model: the model the circuit was found in.
+        task: clean/corrupted prompts and the metric.
+        circuit: a CircuitGraph of component nodes (``eap`` / ``extract`` output), or a boolean
+            ``[receiver, sender]`` tensor of kept edges (the layout of ``edge_scores``).
+        ablations: any of ``"zero"``, ``"mean"``, ``"resample"``.
+
+    Returns:
+        Result ``[ablation]`` of faithfulness values; provenance holds the raw metric of the
+        circuit and of the empty circuit under each ablation, the clean and corrupted metrics
+        and the circuit's size.
+    """
+    ablations = check_ablations(ablations)
+    space = edge_space(model)
+    kept, size = _kept_edges(space, circuit)
+    batch = task.tokens(model) if isinstance(task, Task) else task
+    clean_metric, corrupted_metric = batch.baseline(model)
+    valid = space.reads()
+    clean_out, corrupted_out = (
+        sender_outputs(model, space, run_with_cache(model, tokens, sender_hooks(model, space))[1])
+        for tokens in (batch.clean, batch.corrupted)
+    )
+    values, raw, empty = [], {}, {}
+    for how in ablations:
+        if how == "zero":
+            reference = None
+        elif how == "mean":
+            reference = torch.cat([clean_out, corrupted_out]).mean(0, keepdim=True)
+        else:
+            reference = corrupted_out
+        raw[how] = ablated_metric(model, space, batch, valid & ~kept, reference)
+        empty[how] = ablated_metric(model, space, batch, valid, reference)
+        values.append((raw[how] - corrupted_metric) / (clean_metric - corrupted_metric))
+    return Result(
+        torch.tensor(values, dtype=torch.float32),
+        ("ablation",),
+        f"faithfulness ({batch.metric} recovered)",
+        {"ablation": list(ablations)},
+        {
+            "model": provenance(model),
+            "task": batch.task.name,
+            "method": "faithfulness",
+            "metric": batch.metric,
+            "clean_metric": clean_metric,
+            "corrupted_metric": corrupted_metric,
+            "circuit_metric": raw,
+            "empty_circuit_metric": empty,
+            **size,
+            "model_edges": int(valid.sum()),
+        },
+    )
+
+
+def _kept_edges(space: EdgeSpace, circuit) -> tuple[Tensor, dict]:
+    """Boolean ``[receiver, sender]`` of the circuit's edges, and the circuit's size."""
+    if isinstance(circuit, Tensor):
+        if circuit.shape != (space.n_receivers, space.n_senders) or circuit.dtype != torch.bool:
+            raise ValueError(
+                f"circuit as a tensor must be bool [{space.n_receivers}, {space.n_senders}] "
+                f"(receiver, sender), got {circuit.dtype} {tuple(circuit.shape)}"
+            )
+        kept = circuit.cpu() & space.reads()
+        return kept, {"circuit_channel_edges": int(kept.sum())}
+    from ._graph import graph_edges_to_mask
+
+    kept = graph_edges_to_mask(space, circuit)
+    return kept, {
+        "circuit_edges": int(circuit.n_edges),
+        "circuit_nodes": len(circuit.nodes),
+        "circuit_channel_edges": int(kept.sum()),
+    }
+
+
+def ablated_metric(
+    model, space: EdgeSpace, batch: TaskBatch, ablate: Tensor, reference: Tensor | None
+) -> float:
+    """The metric on the clean prompts with the edges ``ablate`` (``[receiver, sender]``) ablated.
+
+    ``reference`` is the senders' ablated outputs ``[batch or 1, pos, sender, d_model]``, or None
+    for zeros.
+    """
+    mask = ablate.to(device=batch.clean.device, dtype=torch.float32)
+    n_layers, n_heads = space.n_layers, space.n_heads
+    outputs: list[Tensor] = []  # the senders' outputs in this run, in sender order
+    resid: dict[int, Tensor] = {}
+    pending: dict[str, Tensor] = {}
+    recomputing: list[int] = []
+
+    def deviation(n: int) -> Tensor:
+        """``current - ablated`` output of the first ``n`` senders: ``[batch, pos, n, d]``."""
+        current = torch.cat(outputs, dim=2)[:, :, :n]
+        return current if reference is None else current - reference[:, :, :n].to(current.dtype)
+
+    def on_resid_pre(act, hook):
+        layer = int(hook.name.split(".")[1])
+        resid[layer] = act
+        if layer == 0:
+            outputs.append(act[:, :, None])
+        return act
+
+    def on_qkv(act, hook):
+        layer, channel = int(hook.name.split(".")[1]), hook.name[-1]
+        if channel == "q":
+            n = space.senders_before(layer)
+            rows = mask[layer * space.receivers_per_layer : space.mlp_receiver(layer), :n]
+            if not rows.any():
+                return act
+            delta = torch.einsum("bpsd,rs->bprd", deviation(n), rows)
+            b, p, _, d = delta.shape
+            x = resid[layer][:, :, None, None, :] - delta.view(b, p, 3, n_heads, d)
+            q, pending["k"], pending["v"] = qkv_from_inputs(model, layer, x)
+            return q
+        return pending.pop(channel, act)
+
+    def on_z(act, hook):
+        layer = int(hook.name.split(".")[1])
+        outputs.append(torch.einsum("bphd,hdm->bphm", act, model.blocks[layer].attn.W_O))
+        return act
+
+    def on_resid_mid(act, hook):
+        resid[("mid", int(hook.name.split(".")[1]))] = act
+        return act
+
+    def on_mlp_out(act, hook):
+        if recomputing:  # the MLP run below, on a bridge whose hook_mlp_out is the MLP's own
+            return act
+        layer = int(hook.name.split(".")[1])
+        n = space.mlp_sender(layer)
+        row = mask[space.mlp_receiver(layer), :n]
+        if row.any():
+            x = resid[("mid", layer)] - torch.einsum("bpsd,s->bpd", deviation(n), row)
+            block = model.blocks[layer]
+            recomputing.append(layer)
+            try:
+                act = block.mlp(block.ln2(x))
+            finally:
+                recomputing.clear()
+        outputs.append(act[:, :, None])
+        return act
+
+    def on_final(act, hook):
+        row = mask[space.logit_receiver]
+        if not row.any():
+            return act
+        return act - torch.einsum("bpsd,s->bpd", deviation(space.n_senders), row)
+
+    hooks = []
+    for layer in range(n_layers):
+        hooks.append((hook_name(model, "resid_pre", layer), on_resid_pre))
+        hooks += [(hook_name(model, c, layer), on_qkv) for c in "qkv"]
+        hooks.append((hook_name(model, "z", layer), on_z))
+        if space.has_mlp:
+            hooks.append((hook_name(model, "resid_mid", layer), on_resid_mid))
+            hooks.append((hook_name(model, "mlp_out", layer), on_mlp_out))
+    hooks.append((hook_name(model, "resid_post", n_layers - 1), on_final))
+    with scoped_hooks(model, hooks), torch.no_grad():
+        logits = answer_logits(model, batch.clean, batch.answer_pos)
+    return float(batch.score(logits[None])[0])
