@@ -6,6 +6,13 @@ The public API, re-exported from the modules that define it.
 from .attribution import attribution_patch as attribution_patch
 from .attribution import direct_logit_attribution as direct_logit_attribution
 from .attribution import logit_lens as logit_lens
+from .circuit_graph import CircuitGraph as CircuitGraph
+from .circuit_graph import Node as Node
+from .discovery import acdc as acdc
+from .discovery import eap as eap
+from .discovery import edge_scores as edge_scores
+from .discovery import extract as extract
+from .discovery import faithfulness as faithfulness
 from .models import ModelNotAvailableOffline as ModelNotAvailableOffline
 from .models import ModelSpecError as ModelSpecError
 from .models import load_model as load_model

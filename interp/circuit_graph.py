@@ -192,6 +192,11 @@ class CircuitGraph:
         return self._method_id[0] if self._method_id else torch.zeros(0, dtype=torch.int32)
 
     @property
+    def edge_methods(self) -> list[str]:
+        """The method of every edge, in edge order."""
+        return [self.methods[m] for m in self._edge_methods.tolist()]
+
+    @property
     def n_edges(self) -> int:
         return int(sum(t.numel() for t in self._src))
 
@@ -314,6 +319,14 @@ class CircuitGraph:
             raise ValueError(f"min_abs_weight must be a finite number, got {min_abs_weight!r}")
         keep = self.edge_weight.abs() >= min_abs_weight
         return self._subgraph(torch.ones(len(self.nodes), dtype=torch.bool), keep)._drop_isolated()
+
+    def subgraph(self, keep_node: torch.Tensor, keep_edge: torch.Tensor) -> CircuitGraph:
+        """The nodes and edges flagged in the boolean masks (an edge also needs both ends)."""
+        return self._subgraph(keep_node, keep_edge)
+
+    def drop_isolated(self) -> CircuitGraph:
+        """The same graph without nodes that touch no edge."""
+        return self._drop_isolated()
 
     def _subgraph(self, keep_node: torch.Tensor, keep_edge: torch.Tensor) -> CircuitGraph:
         src, dst = self.edge_index
@@ -442,9 +455,12 @@ class CircuitGraph:
         for node, infl in zip(self.nodes, influence):
             nodes.append(_viewer_node(node, n_layers, infl))
         ids = [n["node_id"] for n in nodes]
+        methods = [self.methods[m] for m in self._edge_methods.tolist()]
         links = [
-            {"source": ids[s], "target": ids[t], "weight": w}
-            for s, t, w in zip(*(x.tolist() for x in self.edge_index), self.edge_weight.tolist())
+            {"source": ids[s], "target": ids[t], "weight": w, "method": m}
+            for s, t, w, m in zip(
+                *(x.tolist() for x in self.edge_index), self.edge_weight.tolist(), methods
+            )
         ]
         pinned = [n["node_id"] for n in nodes if n["feature_type"] == "logit"]
         return {
@@ -498,12 +514,14 @@ class CircuitGraph:
         for raw in data["nodes"]:
             node = _node_from_viewer(raw)
             ids[raw["node_id"]] = g.add_node(node)
-        src, dst, w = [], [], []
+        by_method: dict[str, list[list]] = {}
         for link in data["links"]:
-            src.append(ids[link["source"]])
-            dst.append(ids[link["target"]])
-            w.append(float(link["weight"]))
-        g.add_edges(torch.tensor(src), torch.tensor(dst), torch.tensor(w), md.get("method", ""))
+            rows = by_method.setdefault(link.get("method", md.get("method", "")), [[], [], []])
+            rows[0].append(ids[link["source"]])
+            rows[1].append(ids[link["target"]])
+            rows[2].append(float(link["weight"]))
+        for method, (src, dst, w) in by_method.items():
+            g.add_edges(torch.tensor(src), torch.tensor(dst), torch.tensor(w), method)
         return g
 
     def _has_logit(self) -> bool:

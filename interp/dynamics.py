@@ -224,20 +224,29 @@ def _write_json(path: Path, data: dict) -> None:
 def head_importance(model, task: Task | TaskBatch, how: str = "mean") -> Result:
     """The task metric lost when each head's output is ablated: ``layer x head`` (clean run).
 
-    ``how="mean"`` replaces the head's ``z`` by its mean over the corrupted prompts, ``"zero"`` by 0.
+    ``how="mean"`` replaces the head's ``z`` by its mean over the corrupted prompts, ``"zero"`` by
+    0. ``how="eap"`` / ``"eap-ig"`` estimates, instead, the metric lost when the head's output
+    takes its corrupted value on every outgoing edge: minus the sum of its edges' EAP (EAP-IG)
+    scores, from one gradient pass (a few with EAP-IG) instead of one pass per head.
     """
+    hows = ("mean", "zero", "eap", "eap-ig")
+    if how not in hows:
+        raise ValueError(f"how={how!r} is not accepted; use one of {hows}")
     batch = task.tokens(model) if isinstance(task, Task) else task
     clean, _ = batch.baseline(model)
-    values = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
-    for layer in range(model.cfg.n_layers):
-        name = hook_name(model, "z", layer)
-        for head in range(model.cfg.n_heads):
-            with (
-                ablating(model, [name], how, reference=batch.corrupted, heads=[head]),
-                torch.no_grad(),
-            ):
-                logits = model(batch.clean)[:, batch.answer_pos]
-            values[layer, head] = clean - float(batch.score(logits[None])[0])
+    if how in ("eap", "eap-ig"):
+        values = _eap_head_importance(model, batch, "EAP" if how == "eap" else "EAP-IG")
+    else:
+        values = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+        for layer in range(model.cfg.n_layers):
+            name = hook_name(model, "z", layer)
+            for head in range(model.cfg.n_heads):
+                with (
+                    ablating(model, [name], how, reference=batch.corrupted, heads=[head]),
+                    torch.no_grad(),
+                ):
+                    logits = model(batch.clean)[:, batch.answer_pos]
+                values[layer, head] = clean - float(batch.score(logits[None])[0])
     return Result(
         values,
         ("layer", "head"),
@@ -252,10 +261,24 @@ def head_importance(model, task: Task | TaskBatch, how: str = "mean") -> Result:
     )
 
 
+def _eap_head_importance(model, batch: TaskBatch, method: str) -> torch.Tensor:
+    from .discovery import edge_scores
+    from .discovery._edges import edge_space
+
+    scores = edge_scores(model, batch, method=method).values.nan_to_num(0.0)
+    space = edge_space(model)
+    values = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            values[layer, head] = -scores[:, space.head_sender(layer, head)].sum()
+    return values
+
+
 def emergent_heads(base, tuned, task: Task, *, threshold: float = 0.05, how: str = "mean") -> dict:
     """Heads that emerged, faded or stayed between ``base`` and ``tuned`` for ``task``.
 
-    Importance is the metric lost when the head is ablated, as a share of the *tuned* model's
+    Importance is the metric lost when the head is ablated (``how="mean"`` or ``"zero"``), or its
+    edge-attribution estimate (``how="eap"`` or ``"eap-ig"``), as a share of the *tuned* model's
     clean metric (the same units in both models); a head is important when its share is at
     least ``threshold``.
 

@@ -97,7 +97,7 @@ def test_viewer_json_roundtrip_and_schema(tmp_path):
     assert {link["source"] for link in data["links"]} <= {n["node_id"] for n in data["nodes"]}
     path = g.save_json(tmp_path / "graph.json")
     back = CircuitGraph.from_json(path)
-    assert back.nodes == g.nodes
+    assert back.nodes == g.nodes and back.edge_methods == ["test"] * g.n_edges
     assert back.edge_weights() == pytest.approx(g.edge_weights())
     # a viewer file without our extra fields still reads back with kinds, layers and positions
     for n in data["nodes"]:

@@ -102,3 +102,16 @@ def test_emerged_heads_carry_the_tuned_models_reasoning():
     ]
     assert accuracy_with_heads_ablated(tuned, task, []) == 1.0
     assert hurt < 0.5 and sum(draws) / len(draws) > 0.9
+
+
+def test_edge_attribution_importance_agrees_with_ablation():
+    base = load_model("reasoning-base", device="cpu")
+    tuned = load_model("reasoning-tuned", device="cpu")
+    task = variable_tracking_task(tuned, n=32, hops=2, seed=11)
+    by_ablation = emergent_heads(base, tuned, task)
+    by_eap = emergent_heads(base, tuned, task, how="eap-ig")
+    assert by_eap["tuned"].provenance["how"] == "eap-ig"
+    # the head that matters most after post-training is the same by both measures
+    assert by_eap["emerged"][0] == by_ablation["emerged"][0] == (3, 2)
+    with pytest.raises(ValueError, match="how='ig'"):
+        emergent_heads(base, tuned, task, how="ig")
