@@ -316,6 +316,102 @@ def pathways(
     _finish_graph(graph, "pathways", out, as_json)
 
 
+@app.command()
+def discover(
+    model: ModelArg = DEFAULT_MODEL,
+    task: TaskOpt = "induction",
+    method: Annotated[str, typer.Option(help="EAP, EAP-IG or ACDC")] = "EAP-IG",
+    top_n: Annotated[int, typer.Option(min=1, help="edges to keep (EAP, EAP-IG)")] = 40,
+    threshold: Annotated[float, typer.Option(help="ACDC: prune edges below this effect")] = 0.01,
+    device: Annotated[str | None, typer.Option()] = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find a circuit of heads and MLPs for a task, and measure its faithfulness."""
+    from .discovery import acdc, eap, extract, faithfulness
+
+    m = _load(model, device)
+    t = _task(task, m)
+    try:
+        if method == "ACDC":
+            circuit = acdc(m, t, threshold)
+        elif method in ("EAP", "EAP-IG"):
+            circuit = extract(eap(m, t, method=method), top_n=top_n)
+        else:
+            raise ValueError(f"--method {method!r} is not accepted; use EAP, EAP-IG or ACDC")
+        faith = faithfulness(m, t, circuit)
+    except (ValueError, NotImplementedError) as err:
+        raise _fail(str(err)) from err
+    circuit.metadata.update(
+        faithfulness=dict(zip(faith.labels["ablation"], faith.values.tolist(), strict=True))
+    )
+    if not as_json:
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in circuit.metadata["faithfulness"].items())
+        typer.echo(f"faithfulness (share of the clean-vs-corrupted metric): {scores}")
+    _finish_graph(circuit, f"discover-{method}", out, as_json)
+
+
+circuits_app = typer.Typer(help="The circuit catalogue (circuits/).", no_args_is_help=True)
+app.add_typer(circuits_app, name="circuits")
+
+
+@circuits_app.command("list")
+def circuits_list(as_json: JsonOpt = False) -> None:
+    """List the catalogue: each circuit's model, task, size and faithfulness."""
+    from .catalogue import entries
+
+    rows = [
+        {
+            "name": e.name,
+            "model": e.model,
+            "task": e.info["task"]["name"],
+            "edges": e.info["edges"],
+            "faithfulness": e.faithfulness,
+        }
+        for e in entries()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    for r in rows:
+        f = " ".join(f"{k} {v:.2f}" for k, v in r["faithfulness"].items())
+        typer.echo(f"{r['name']:36s} {r['model']:16s} {r['task']:18s} {r['edges']:4d} edges  {f}")
+
+
+@circuits_app.command("check")
+def circuits_check(
+    name: Annotated[str, typer.Argument(help="catalogue entry")],
+    device: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Re-measure an entry's faithfulness from its stored graph and compare."""
+    from .catalogue import load_entry, recheck
+
+    try:
+        entry = load_entry(name)
+    except FileNotFoundError as err:
+        raise _fail(str(err)) from err
+    measured = recheck(entry, device=device)
+    for how, value in measured.items():
+        typer.echo(f"{how:9s} stated {entry.faithfulness[how]:.4f}  measured {value:.4f}")
+
+
+@circuits_app.command("build")
+def circuits_build(
+    name: Annotated[str, typer.Argument(help="recipe name (see interp.catalogue.RECIPES)")],
+    device: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Rebuild a catalogue entry from its recipe (discovery, then faithfulness)."""
+    from .catalogue import RECIPES, build
+
+    if name not in RECIPES:
+        raise _fail(f"no recipe {name!r}; recipes: {', '.join(RECIPES)}")
+    try:
+        entry = build(name, device=device)
+    except NotImplementedError as err:
+        raise _fail(str(err)) from err
+    typer.echo(json.dumps(entry.info["faithfulness"]))
+
+
 runs_app = typer.Typer(help="Stored runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 

@@ -161,3 +161,19 @@ def test_copy_suppression_scores_from_the_cli(tmp_path):
     assert out.exit_code == 0, out.output
     lines = out.stdout.splitlines()
     assert lines[0].startswith("copy suppression") and "layer 2, head 2" in lines[1]
+
+
+def test_discover_and_the_catalogue_commands(tmp_path):
+    out = runner.invoke(
+        app,
+        ["discover", "reasoning-tuned", "--task", "variable-tracking", "--top-n", "30",
+         "--device", "cpu", "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "faithfulness" in out.output and "head.3.2" in out.output
+    bad = runner.invoke(app, ["discover", "--method", "magic", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "EAP, EAP-IG or ACDC" in bad.output
+    listed = runner.invoke(app, ["circuits", "list", "--json"])
+    assert "induction-2l-heads" in {r["name"] for r in json.loads(listed.stdout)}
+    bad = runner.invoke(app, ["circuits", "check", "nope"])
+    assert bad.exit_code == 2 and "entries:" in bad.output
