@@ -351,6 +351,35 @@ def discover(
     _finish_graph(circuit, f"discover-{method}", out, as_json)
 
 
+@app.command("app")
+def app_command(
+    model: ModelArg = DEFAULT_MODEL,
+    host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 to serve the network")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8501,
+) -> None:
+    """Start the web app (Streamlit) on a model, bound to this machine unless told otherwise."""
+    import importlib.util
+    from pathlib import Path
+
+    launcher = Path(__file__).resolve().parent.parent / "app" / "launch.py"
+    if not launcher.exists():
+        raise _fail(
+            f"the app is not next to this installation ({launcher} is missing); "
+            "run it from a clone of the repository: pip install -e '.[app]'"
+        )
+    spec = importlib.util.spec_from_file_location("interp_app_launch", launcher)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    typer.echo(f"interp app on http://{host}:{port} with {model} (Ctrl-C stops it)")
+    try:
+        code = module.launch(model, host=host, port=port)
+    except RuntimeError as err:
+        raise _fail(str(err)) from err
+    raise typer.Exit(code)
+
+
 circuits_app = typer.Typer(help="The circuit catalogue (circuits/).", no_args_is_help=True)
 app.add_typer(circuits_app, name="circuits")
 
