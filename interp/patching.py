@@ -365,7 +365,7 @@ class _ResumeRunner(_FullRunner):
             deltas.append(torch.einsum("bhd,hdm->bm", diff[:, heads], w_o[heads]))
         mid = self.mid[layer][:, pos].repeat(reps, 1) + torch.cat(deltas)  # reps*batch d_model
         blk = model.blocks[layer]
-        post = mid + blk.mlp(blk.ln2(mid[:, None]))[:, 0]
+        post = mid + forward.mlp(model, layer, blk.ln2(mid[:, None]))[:, 0]
         x = self.post[layer][:, pos:].repeat(reps, 1, 1).clone()
         x[:, 0] = post
         return x
