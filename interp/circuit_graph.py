@@ -528,21 +528,29 @@ class CircuitGraph:
         return any(n.kind == "logit" for n in self.nodes)
 
     # -- drawing -------------------------------------------------------------------------------
+    def positions(self) -> list[int]:
+        """The prompt positions that hold nodes, in order: the columns of :meth:`layout`."""
+        return sorted({n.pos for n in self.nodes if n.pos is not None})
+
     def layout(self) -> dict[int, tuple[float, float]]:
-        """x by position (or by node order within a layer when positions are absent), y by layer."""
-        groups: dict[tuple[int, int], list[int]] = {}
+        """Node index -> (x, y): one column per used position (unused positions take no room),
+        nodes sharing a layer and position spread across their column; y is the layer (tokens
+        below layer 0, MLPs a quarter-layer above the heads of their layer). Graphs without
+        positions spread each layer's nodes side by side."""
+        column = {p: c for c, p in enumerate(self.positions())}
+        groups: dict[tuple[float, int | None], list[int]] = {}
         for i, n in enumerate(self.nodes):
-            y = -1 if n.kind == "token" else (n.layer if n.layer is not None else 0)
-            groups.setdefault((y, -1 if n.pos is None else n.pos), []).append(i)
+            y = -1.0 if n.kind == "token" else float(n.layer if n.layer is not None else 0)
+            y += 0.25 if n.kind == "mlp" else 0.0
+            groups.setdefault((y, n.pos), []).append(i)
         out = {}
         for (y, pos), members in groups.items():
             k = len(members)
             for j, i in enumerate(members):
-                offset = (j - (k - 1) / 2) * (0.8 / max(k, 1)) if pos >= 0 else j - (k - 1) / 2
-                out[i] = (
-                    float((pos if pos >= 0 else 0) + offset),
-                    float(y + (0.25 if self.nodes[i].kind == "mlp" else 0)),
-                )
+                if pos is None:
+                    out[i] = (float(j - (k - 1) / 2), y)
+                else:
+                    out[i] = (float(column[pos] + (j - (k - 1) / 2) * (0.8 / k)), y)
         return out
 
     def plot(self, title: str | None = None, max_edges: int = 2000):
@@ -603,9 +611,13 @@ class CircuitGraph:
                 name="nodes",
             )
         )
+        cols = self.positions()
+        tokens = self.metadata.get("prompt_tokens") or []
+        ticks = [f"{p}: {tokens[p]!r}" if p < len(tokens) else str(p) for p in cols]
+        fig.update_xaxes(tickvals=list(range(len(cols))), ticktext=ticks)
         fig.update_layout(
             title=title or self.metadata.get("name", "circuit"),
-            xaxis_title="position",
+            xaxis_title="position" if cols else "",
             yaxis_title="layer",
             showlegend=False,
             meta={"max_abs_weight": scale},
