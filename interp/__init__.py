@@ -6,8 +6,11 @@ The public API, re-exported from the modules that define it.
 from .attribution import attribution_patch as attribution_patch
 from .attribution import direct_logit_attribution as direct_logit_attribution
 from .attribution import logit_lens as logit_lens
+from .attribution_graph import attribution_graph as attribution_graph
+from .attribution_graph import intervene as intervene
 from .circuit_graph import CircuitGraph as CircuitGraph
 from .circuit_graph import Node as Node
+from .dictionaries import load_transcoders as load_transcoders
 from .discovery import acdc as acdc
 from .discovery import eap as eap
 from .discovery import edge_scores as edge_scores

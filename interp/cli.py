@@ -352,32 +352,90 @@ def discover(
 
 
 @app.command("app")
-def app_command(
+def serve_app(
     model: ModelArg = DEFAULT_MODEL,
-    host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 to serve the network")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8501,
+    host: Annotated[
+        str, typer.Option(help="address to bind; the default keeps the app on this machine")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8501,
+    headless: Annotated[
+        bool, typer.Option("--headless/--browser", help="--browser also opens a browser window")
+    ] = True,
 ) -> None:
-    """Start the web app (Streamlit) on a model, bound to this machine unless told otherwise."""
+    """Browse circuits in the web app: head atlas, attention, patching, emergence, circuits."""
     import importlib.util
     from pathlib import Path
 
-    launcher = Path(__file__).resolve().parent.parent / "app" / "launch.py"
-    if not launcher.exists():
+    launch_py = Path(__file__).resolve().parent.parent / "app" / "launch.py"
+    if importlib.util.find_spec("streamlit") is None:
+        raise _fail("the app needs streamlit: pip install -e '.[app]'")
+    if not launch_py.exists():
         raise _fail(
-            f"the app is not next to this installation ({launcher} is missing); "
-            "run it from a clone of the repository: pip install -e '.[app]'"
+            f"the app is part of the source tree and {launch_py} is missing; "
+            "install from a clone of the repository: pip install -e '.[app]'"
         )
-    spec = importlib.util.spec_from_file_location("interp_app_launch", launcher)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    typer.echo(f"interp app on http://{host}:{port} with {model} (Ctrl-C stops it)")
+    spec = importlib.util.spec_from_file_location("interp_app_launch", launch_py)
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    typer.echo(f"interp app: http://{host}:{port} on {model} (Ctrl-C stops it)", err=True)
+    raise typer.Exit(launcher.launch(model=model, host=host, port=port, headless=headless))
+
+
+train_app = typer.Typer(help="Train dictionaries (transcoders).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("transcoder")
+def train_transcoder(
+    name: Annotated[str, typer.Argument(help="model with a transcoder recipe")] = DEFAULT_MODEL,
+    out: Annotated[str | None, typer.Option(help="output folder; default: the shipped one")] = None,
+) -> None:
+    """Train transcoders for every MLP of a model (seeded; minutes on a CPU), sae-lens format."""
+    from .dictionaries import train_shipped
+    from .dictionaries._recipes import RECIPES
+
+    if name not in RECIPES:
+        raise _fail(f"no transcoder recipe for {name!r}; recipes: {', '.join(RECIPES)}")
+    path = train_shipped(name, out=out, progress=True)
+    typer.echo(str(path))
+    metrics = path / "metrics.json"
+    if metrics.exists():
+        typer.echo(metrics.read_text())
+
+
+@app.command()
+def graph(
+    prompt: Annotated[str, typer.Argument(help="the prompt to explain")],
+    model: Annotated[str, typer.Option(help="model spec")] = DEFAULT_MODEL,
+    transcoders: Annotated[
+        str | None, typer.Option(help="transcoder folder; default: the model's shipped ones")
+    ] = None,
+    max_feature_nodes: Annotated[int | None, typer.Option(min=1)] = None,
+    node_threshold: Annotated[float, typer.Option(help="influence kept by pruning, 0..1")] = 0.8,
+    edge_threshold: Annotated[float, typer.Option(help="edge influence kept, 0..1")] = 0.98,
+    device: Annotated[str | None, typer.Option()] = None,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Attribution graph of a prompt through transcoders, pruned by influence (a graph run)."""
+    from .attribution_graph import attribution_graph
+    from .dictionaries import load_transcoders
+
+    m = _load(model, device)
     try:
-        code = module.launch(model, host=host, port=port)
-    except RuntimeError as err:
+        tcs = load_transcoders(transcoders or model, device=str(m.cfg.device))
+        g = attribution_graph(
+            m,
+            tcs,
+            prompt,
+            max_feature_nodes=max_feature_nodes,
+            node_threshold=node_threshold,
+            edge_threshold=edge_threshold,
+            progress=not as_json,
+        )
+    except (ValueError, FileNotFoundError) as err:
         raise _fail(str(err)) from err
-    raise typer.Exit(code)
+    _finish_graph(g, "attribution-graph", out, as_json)
 
 
 circuits_app = typer.Typer(help="The circuit catalogue (circuits/).", no_args_is_help=True)

@@ -177,3 +177,22 @@ def test_discover_and_the_catalogue_commands(tmp_path):
     assert "induction-2l-heads" in {r["name"] for r in json.loads(listed.stdout)}
     bad = runner.invoke(app, ["circuits", "check", "nope"])
     assert bad.exit_code == 2 and "entries:" in bad.output
+
+
+def test_attribution_graph_command(tmp_path):
+    prompt = (
+        "def parse_header(line):\n    return line.strip()\n\nx = parse_header(line)\ny = parse_"
+    )
+    out = runner.invoke(
+        app, ["graph", prompt, "--max-feature-nodes", "200", "--out", str(tmp_path), "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    kinds = {e["source"].split(".")[0] for e in report["top"]}
+    assert report["edges"] > 0 and kinds <= {"token", "feature", "error"}
+    bad = runner.invoke(app, ["graph", prompt, "--node-threshold", "1.5", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "node_threshold" in bad.output
+    bad = runner.invoke(app, ["graph", prompt, "--transcoders", str(tmp_path / "none")])
+    assert bad.exit_code == 2 and "no transcoder folder" in bad.output
+    bad = runner.invoke(app, ["train", "transcoder", "gpt9"])
+    assert bad.exit_code == 2 and "recipes:" in bad.output

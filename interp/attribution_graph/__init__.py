@@ -1,0 +1,15 @@
+"""Attribution graphs over transcoder features, and feature interventions.
+
+``attribution_graph(model, transcoders, prompt)`` explains a next-token prediction as a graph of
+direct, linear effects between tokens, transcoder features, error nodes and logits, in the
+local replacement model (MLPs replaced by transcoders plus errors, attention patterns and norm
+scales frozen); ``intervene`` clamps or scales features and returns the new logits.
+"""
+
+from ._core import attribution_graph as attribution_graph
+from ._core import prepare as prepare
+from ._core import prompt_tokens as prompt_tokens
+from ._core import salient_logits as salient_logits
+from ._intervene import intervene as intervene
+
+__all__ = ["attribution_graph", "intervene", "prepare", "prompt_tokens", "salient_logits"]

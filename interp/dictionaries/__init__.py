@@ -1,0 +1,29 @@
+"""Dictionaries: sparse autoencoders (SAEs) and transcoders, trained and loaded via sae-lens.
+
+An SAE rewrites one activation as a sparse sum of learned feature directions; a transcoder
+predicts an MLP's output from its input through sparse features, so it can stand in for the MLP
+in attribution graphs (``interp.attribution_graph``). Everything is saved and loaded in
+sae-lens's format; the transcoders of ``induction-2l`` ship with the package.
+"""
+
+from ._evaluate import check_transcoders as check_transcoders
+from ._evaluate import reconstruction_report as reconstruction_report
+from ._evaluate import spliced as spliced
+from ._features import feature_density as feature_density
+from ._features import feature_logit_effects as feature_logit_effects
+from ._features import feature_top_contexts as feature_top_contexts
+from ._io import export_circuit_tracer as export_circuit_tracer
+from ._io import load_dictionary as load_dictionary
+from ._io import load_pretrained as load_pretrained
+from ._io import load_transcoders as load_transcoders
+from ._io import save_transcoders as save_transcoders
+from ._recipes import held_out_tokens as held_out_tokens
+from ._recipes import shipped_metrics as shipped_metrics
+from ._recipes import token_sampler as token_sampler
+from ._recipes import train_shipped as train_shipped
+from ._sae import train_sae as train_sae
+from ._transcoder import TranscoderTrainConfig as TranscoderTrainConfig
+from ._transcoder import new_transcoder as new_transcoder
+from ._transcoder import train_transcoder as train_transcoder
+from ._transcoder import train_transcoders as train_transcoders
+from ._transcoder import transcoder_hooks as transcoder_hooks

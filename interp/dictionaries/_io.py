@@ -1,0 +1,147 @@
+"""Saving and loading dictionaries in sae-lens's format, and exporting them to circuit-tracer.
+
+A set of transcoders is a folder with one sae-lens folder per layer::
+
+    weights/induction-2l/
+        layer_0/cfg.json, layer_0/sae_weights.safetensors
+        layer_1/...
+        metrics.json            # held-out figures (optional)
+
+Each ``layer_L`` folder loads unchanged with ``sae_lens.SAE.load_from_disk``. Weights may be
+stored in float16 to keep the package small; ``cfg.json`` says ``float32``, so sae-lens casts
+them back on load.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+_LAYER_DIR = re.compile(r"^layer_(\d+)$")
+
+
+def save_transcoders(
+    transcoders: Mapping[int, object], folder: str | Path, *, dtype: torch.dtype | None = None
+) -> Path:
+    """Save ``{layer: sae_lens SAE}`` as ``folder/layer_L/{cfg.json, sae_weights.safetensors}``.
+
+    ``dtype`` (e.g. ``torch.float16``) stores the tensors in that type; the config keeps the
+    dictionary's own dtype, so loading gives it back in full precision (rounded).
+    """
+    folder = Path(folder)
+    for layer, sae in transcoders.items():
+        sub = folder / f"layer_{int(layer)}"
+        sae.save_model(sub)
+        if dtype is not None:
+            from safetensors.torch import load_file
+
+            weights = sub / "sae_weights.safetensors"
+            state = load_file(weights)
+            save_file({k: v.to(dtype).contiguous() for k, v in state.items()}, weights)
+    return folder
+
+
+def load_dictionary(path: str | Path, device: str | torch.device = "cpu"):
+    """Load one sae-lens folder (an SAE or a transcoder), exactly as sae-lens does."""
+    from sae_lens import SAE
+
+    path = Path(path)
+    if not (path / "cfg.json").is_file() or not (path / "sae_weights.safetensors").is_file():
+        raise FileNotFoundError(
+            f"{path} is not a sae-lens dictionary folder (needs cfg.json and "
+            f"sae_weights.safetensors)"
+        )
+    sae = SAE.load_from_disk(path, device=str(device))
+    sae.eval()
+    sae.requires_grad_(False)
+    return sae
+
+
+def load_transcoders(source: str | Path, device: str | torch.device = "cpu") -> dict:
+    """``{layer: Transcoder}`` from a folder of ``layer_L`` sae-lens folders, or a shipped name.
+
+    ``source`` is a path, or the name of an organism with shipped transcoders
+    (``"induction-2l"``).
+    """
+    from ._recipes import RECIPES, shipped_dir
+
+    path = shipped_dir(str(source)) if str(source) in RECIPES else Path(source)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"no transcoder folder at {path}; give a folder of layer_L sae-lens folders or one "
+            f"of the shipped names: {', '.join(sorted(RECIPES))}"
+        )
+    found = {
+        int(m.group(1)): p
+        for p in sorted(path.iterdir())
+        if (m := _LAYER_DIR.match(p.name)) and p.is_dir()
+    }
+    if not found:
+        raise FileNotFoundError(f"{path} has no layer_L sub-folders")
+    return {layer: load_dictionary(p, device) for layer, p in sorted(found.items())}
+
+
+def load_pretrained(release: str, sae_id: str, device: str | torch.device = "cpu"):
+    """A dictionary from sae-lens's registry (downloads from the hub: needs the network).
+
+    Raises:
+        ConnectionError: offline (``HF_HUB_OFFLINE`` set, or the hub cannot be reached); load a
+            downloaded copy with ``load_dictionary(path)`` instead.
+    """
+    import os
+
+    from sae_lens import SAE
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        raise ConnectionError(
+            f"cannot fetch {release!r}/{sae_id!r} from sae-lens's registry: HF_HUB_OFFLINE is "
+            f"set. Download it where the hub is reachable and load the folder with "
+            f"interp.dictionaries.load_dictionary(path)."
+        )
+    try:
+        sae = SAE.from_pretrained(release, sae_id, device=str(device))
+    except (OSError, ConnectionError) as e:  # huggingface_hub's offline errors are OSErrors
+        raise ConnectionError(
+            f"cannot fetch {release!r}/{sae_id!r} from sae-lens's registry ({e}). Offline, "
+            f"load a downloaded folder with interp.dictionaries.load_dictionary(path)."
+        ) from e
+    sae.eval()
+    return sae
+
+
+def export_circuit_tracer(transcoders: Mapping[int, object], folder: str | Path) -> dict:
+    """Write circuit-tracer's per-layer transcoder files: ``folder/layer_L.safetensors``.
+
+    Each holds ``W_enc [d_sae, d_model]`` (circuit-tracer's orientation, the transpose of
+    sae-lens's), ``W_dec [d_sae, d_model]``, ``b_enc [d_sae]`` and ``b_dec [d_model]``, float32,
+    plus a ``config.json`` naming the hooks. Load them with circuit-tracer's
+    ``load_transcoder_set({layer: path}, feature_input_hook="ln2.hook_normalized",
+    feature_output_hook="hook_mlp_out")`` (``transcoder_paths`` in the returned dict).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for layer, tc in sorted(transcoders.items()):
+        path = folder / f"layer_{int(layer)}.safetensors"
+        save_file(
+            {
+                "W_enc": tc.W_enc.detach().T.float().contiguous().cpu(),
+                "W_dec": tc.W_dec.detach().float().contiguous().cpu(),
+                "b_enc": tc.b_enc.detach().float().contiguous().cpu(),
+                "b_dec": tc.b_dec.detach().float().contiguous().cpu(),
+            },
+            path,
+        )
+        paths[int(layer)] = str(path)
+    meta = {
+        "feature_input_hook": "ln2.hook_normalized",
+        "feature_output_hook": "hook_mlp_out",
+        "transcoder_paths": paths,
+    }
+    (folder / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta

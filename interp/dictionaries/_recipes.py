@@ -1,0 +1,127 @@
+"""The shipped transcoders: how they are trained, where they live, and how well they do.
+
+``train_shipped("induction-2l")`` reproduces ``weights/induction-2l/`` (seeded; a few minutes on
+two CPU cores). Training data mixes windows of the organisms' corpus (the standard library's
+source, tokenised as in ``interp.organisms``) with repeated random token sequences, as the
+organism itself was trained; the held-out set takes windows from the last 5% of the corpus,
+which training never sees, and repeated sequences from another seed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..organisms import _data, _train
+from ._io import load_transcoders, save_transcoders
+from ._transcoder import TranscoderTrainConfig, train_transcoders
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+RECIPES: dict[str, TranscoderTrainConfig] = {
+    "induction-2l": TranscoderTrainConfig(
+        d_sae=1024, steps=2000, batch_tokens=1024, seq_len=128, lr=2e-3, l1_coefficient=2e-2
+    ),
+}
+SYNTHETIC_FRACTION = {"induction-2l": 0.5}
+
+
+def shipped_dir(name: str) -> Path:
+    """The folder of the shipped transcoders for organism ``name``."""
+    if name not in RECIPES:
+        raise ValueError(
+            f"no shipped transcoders for {name!r}; shipped: {', '.join(sorted(RECIPES))}"
+        )
+    return WEIGHTS_DIR / name
+
+
+def _stream(model) -> Tensor:
+    return _train.corpus_stream(model.tokenizer)
+
+
+def token_sampler(model, synthetic_fraction: float = 0.5, *, held_out: bool = False):
+    """``sample(n, generator) -> [n, seq_len]``: corpus windows mixed with repeated sequences.
+
+    ``held_out=True`` draws windows from the last 5% of the corpus (never used in training).
+    """
+    stream = _stream(model)
+    cut = len(stream) - len(stream) // 20
+    part = stream[cut:] if held_out else stream[:cut]
+    bos = int(model.tokenizer.bos_token_id)
+    vocab = int(model.cfg.d_vocab)
+
+    def sample(n: int, gen: torch.Generator, seq_len: int = 128) -> Tensor:
+        n_syn = int(round(n * synthetic_fraction))
+        rows = [_data.text_batch(part, n - n_syn, seq_len, gen)] if n > n_syn else []
+        if n_syn:
+            rows.append(_data.repeated_random_batch(n_syn, seq_len, vocab, bos, gen))
+        return torch.cat(rows)[torch.randperm(n, generator=gen)]
+
+    return sample
+
+
+def held_out_tokens(model, n: int = 32, seq_len: int = 128, seed: int = 2024) -> Tensor:
+    """The fixed held-out evaluation batch: ``[n, seq_len]``, half text, half repeated."""
+    gen = torch.Generator().manual_seed(seed)
+    return token_sampler(model, 0.5, held_out=True)(n, gen, seq_len)
+
+
+def train_shipped(
+    name: str = "induction-2l",
+    out: str | Path | None = None,
+    *,
+    config: TranscoderTrainConfig | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train the transcoders of organism ``name`` for every MLP and save them (sae-lens format).
+
+    ``out`` defaults to the shipped folder; the folder is replaced atomically and gets a
+    ``metrics.json`` with the held-out figures (FVE, L0, spliced loss) per layer.
+    """
+    from ..models import load_model
+    from ._evaluate import reconstruction_report
+
+    config = config or RECIPES[name]
+    out = Path(out) if out is not None else shipped_dir(name)
+    model = load_model(name, device="cpu")
+    sample = token_sampler(model, SYNTHETIC_FRACTION.get(name, 0.0))
+    tcs, logs = train_transcoders(
+        model,
+        None,
+        config,
+        next_tokens=lambda n, g: sample(n, g, config.seq_len),
+        model_name=name,
+        progress=progress,
+    )
+    report = reconstruction_report(model, tcs, held_out_tokens(model))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save_transcoders(tcs, tmp, dtype=torch.float16)
+        # figures of the saved (float16) weights, as they will be loaded
+        report = reconstruction_report(model, load_transcoders(tmp), held_out_tokens(model))
+        report["training"] = {
+            "recipe": name,
+            "final_log": {str(k): v[-1] for k, v in logs.items()},
+        }
+        (tmp / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+        tmp.chmod(0o755)
+        for f in tmp.rglob("*"):
+            f.chmod(0o755 if f.is_dir() else 0o644)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def shipped_metrics(name: str = "induction-2l") -> dict:
+    """The held-out figures recorded when the shipped transcoders were trained."""
+    return json.loads((shipped_dir(name) / "metrics.json").read_text())
