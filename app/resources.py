@@ -1,0 +1,431 @@
+"""The model and the analyses the pages show, cached once per process.
+
+The model is loaded once per (spec, device) with ``st.cache_resource`` and shared by every
+session. Everything computed on it is cached with ``st.cache_data``, keyed by the spec string
+(never by the model object) and the settings, and returns small values: numpy arrays, ``Result``
+objects, lists of strings, never activation caches.
+
+A shared model must never run one session's forward pass with another session's hooks attached,
+so every computation here holds ``interp.hooks.model_lock(model)`` for its whole length, plain
+forward passes included; ``interp``'s own hooked helpers take the same (re-entrant) lock inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+from interp import heads as H
+from interp.hooks import hook_name, model_lock, run_with_cache
+from interp.models import ModelNotAvailableOffline, ModelSpecError, load_model
+from interp.result import Result
+
+MODEL_ERRORS = (ModelSpecError, ModelNotAvailableOffline, OSError, ValueError)
+
+# the head scores of the atlas: name -> (kind, help). Random-token scores need no prompt;
+# "prompt" scores are TransformerLens's head detector run on the sidebar prompt.
+HEAD_SCORES: dict[str, str] = {
+    "induction": "attention to the token after the earlier copy of the current token",
+    "previous token": "attention to the position just before",
+    "duplicate token": "attention to the earlier copy of the current token",
+    "attention to BOS": "attention to the first position (attention sink)",
+    "attention entropy": "entropy of the attention distribution (nats)",
+    "OV copying": "own token among the top logits of W_E W_OV W_U",
+    "OV copy suppression": "own token among the bottom logits of W_E W_OV W_U",
+    "detector: induction_head (prompt)": "TransformerLens head detector on the prompt",
+    "detector: previous_token_head (prompt)": "TransformerLens head detector on the prompt",
+    "detector: duplicate_token_head (prompt)": "TransformerLens head detector on the prompt",
+}
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def devices() -> list[str]:
+    return ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def get_model(spec: str, device: str):
+    """The shared model of ``spec`` on ``device`` (exceptions are not cached: a fix retries)."""
+    return load_model(spec, device=device)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    n_layers: int
+    n_heads: int
+    n_ctx: int
+    d_vocab: int
+    d_model: int
+    backend: str
+    attn_only: bool
+
+
+def model_info(model) -> ModelInfo:
+    c = model.cfg
+    return ModelInfo(
+        c.n_layers,
+        c.n_heads,
+        c.n_ctx,
+        c.d_vocab,
+        c.d_model,
+        getattr(c, "interp_provenance", {}).get("backend", "hooked"),
+        bool(getattr(c, "attn_only", False)),
+    )
+
+
+# -- the prompt ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromptView:
+    """The prompt as the model reads it: token strings (BOS first) and each token's loss."""
+
+    tokens: list[str]
+    ids: list[int]
+    loss: np.ndarray  # loss of predicting token i from tokens < i; nan at 0
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def prompt_view(spec: str, device: str, prompt: str) -> PromptView:
+    model = get_model(spec, device)
+    with model_lock(model), torch.no_grad():
+        ids = model.to_tokens(prompt)
+        loss = model(ids, return_type="loss", loss_per_token=True)[0]
+    strs = model.to_str_tokens(ids[0])
+    per_token = np.concatenate([[np.nan], loss.float().cpu().numpy()])
+    return PromptView(list(strs), ids[0].tolist(), per_token)
+
+
+def prompt_problem(model, prompt: str) -> str | None:
+    """Why ``prompt`` cannot be run, or None."""
+    if not prompt.strip():
+        return "The prompt is empty: type some text in the sidebar."
+    n = len(model.to_tokens(prompt, truncate=False)[0])  # to_tokens cuts at n_ctx by default
+    if n > model.cfg.n_ctx:
+        return (
+            f"The prompt is {n} tokens long (BOS included) but the model reads at most "
+            f"{model.cfg.n_ctx}: shorten it."
+        )
+    return None
+
+
+# -- heads ---------------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def head_score(spec: str, device: str, score: str, prompt: str = "") -> Result:
+    """The ``layer x head`` Result of one of ``HEAD_SCORES``."""
+    model = get_model(spec, device)
+    with model_lock(model):
+        if score == "induction":
+            return H.induction_scores(model)
+        if score == "previous token":
+            return H.previous_token_scores(model)
+        if score == "duplicate token":
+            return H.duplicate_token_scores(model)
+        if score == "attention to BOS":
+            return H.bos_scores(model)
+        if score == "attention entropy":
+            return H.attention_entropy(model)
+        if score in ("OV copying", "OV copy suppression"):
+            copying, suppression = H.ov_copying_scores(model)
+            return copying if score == "OV copying" else suppression
+        if score.startswith("detector: "):
+            kind = score.removeprefix("detector: ").removesuffix(" (prompt)")
+            tokens = model.to_tokens(prompt)
+            return H.detection_scores(model, tokens, kind)
+    raise ValueError(f"unknown head score {score!r}; scores: {', '.join(HEAD_SCORES)}")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def attention_patterns(
+    spec: str, device: str, prompt: str, heads: tuple[tuple[int, int], ...]
+) -> np.ndarray:
+    """Attention patterns ``[len(heads), q, k]`` (float32) of the chosen heads on ``prompt``."""
+    model = get_model(spec, device)
+    layers = sorted({layer for layer, _ in heads})
+    names = {layer: hook_name(model, "pattern", layer) for layer in layers}
+    with model_lock(model):
+        _, cache = run_with_cache(model, model.to_tokens(prompt), list(names.values()))
+    return np.stack(
+        [cache[names[layer]][0, head].float().cpu().numpy() for layer, head in heads]
+    ).astype(np.float32)
+
+
+# -- induction -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InductionProbe:
+    first: np.ndarray  # mean loss at each position of the first copy (predicting r_2..r_period)
+    second: np.ndarray  # the same positions of the second copy
+    pattern: np.ndarray  # [q, k] pattern of the chosen head on sequence 0
+    tokens: list[str]  # token strings of sequence 0
+    mean_first: float
+    mean_second: float
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def induction_probe(
+    spec: str, device: str, period: int, n: int, seed: int, layer: int, head: int
+) -> InductionProbe:
+    """Per-position loss on both copies of repeated random tokens, and one head's pattern."""
+    model = get_model(spec, device)
+    tokens = H.repeated_random_tokens(model, n=n, period=period, seed=seed)
+    offset = tokens.shape[1] - 2 * period  # 1 with BOS
+    with model_lock(model), torch.no_grad():
+        loss = model(tokens, return_type="loss", loss_per_token=True).float().cpu()
+        _, cache = run_with_cache(model, tokens[:1], [hook_name(model, "pattern", layer)])
+        mean_first, mean_second = H.repeated_token_loss(model, tokens, period)
+    # loss[:, i] predicts token i + 1
+    first = loss[:, offset : offset + period - 1].mean(0).numpy()
+    second = loss[:, offset + period : offset + 2 * period - 1].mean(0).numpy()
+    pattern = cache[hook_name(model, "pattern", layer)][0, head].float().cpu().numpy()
+    return InductionProbe(
+        first, second, pattern, list(model.to_str_tokens(tokens[0])), mean_first, mean_second
+    )
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def composition(spec: str, device: str, mode: str = "K") -> Result:
+    model = get_model(spec, device)
+    with model_lock(model):
+        return H.composition_scores(model, mode)
+
+
+# -- patching ------------------------------------------------------------------------------------
+
+
+def task_names() -> list[str]:
+    from interp.tasks import TASKS
+
+    return list(TASKS)
+
+
+def site_axes() -> dict[str, tuple[str, ...]]:
+    from interp.patching import SITE_AXES
+
+    return dict(SITE_AXES)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def patching_result(
+    spec: str,
+    device: str,
+    task: str,
+    n: int,
+    site: str,
+    by: tuple[str, ...],
+    direction: str,
+    normalize: bool,
+) -> Result:
+    """``interp.patching.patch_sweep`` of a shipped task (``n`` prompt pairs)."""
+    from interp.patching import patch_sweep
+    from interp.tasks import make_task
+
+    model = get_model(spec, device)
+    with model_lock(model):
+        t = make_task(task, model, n=n)
+        return patch_sweep(
+            model, t, site=site, by=by, direction=direction, normalize=normalize, progress=False
+        )
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def task_example(spec: str, device: str, task: str, n: int) -> dict:
+    """The first clean / corrupted prompt pair of a task, as token strings, and its answers."""
+    from interp.tasks import make_task
+
+    model = get_model(spec, device)
+    with model_lock(model):
+        batch = make_task(task, model, n=n).tokens(model)
+    return {
+        "clean": list(model.to_str_tokens(batch.clean[0])),
+        "corrupted": list(model.to_str_tokens(batch.corrupted[0])),
+        "answer": model.to_string(batch.answers[:1]),
+        "wrong": model.to_string(batch.wrong_answers[:1])
+        if batch.wrong_answers is not None
+        else None,
+        "metric": batch.metric,
+    }
+
+
+# -- emergence -----------------------------------------------------------------------------------
+
+
+def checkpoints(name: str) -> list[tuple[int, str]]:
+    """``(step, folder)`` of an organism's training checkpoints; empty when none were made."""
+    from interp.dynamics import organism_checkpoints
+    from interp.organisms import ORGANISMS
+
+    if name not in ORGANISMS:
+        return []
+    try:
+        return [(step, str(path)) for step, path in organism_checkpoints(name)]
+    except FileNotFoundError:
+        return []
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def held_out_text(n: int = 8, length: int = 128) -> torch.Tensor:
+    """Held-out organism-corpus text for the in-context-learning score, as in notebook 1."""
+    from interp.organisms import _train
+    from interp.organisms._data import text_batch
+
+    stream = _train.corpus_stream(_train.shared_tokenizer())
+    return text_batch(stream[-len(stream) // 20 :], n, length, torch.Generator().manual_seed(0))
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def formation_step(step: int, folder: str, period: int, device: str = "cpu") -> dict:
+    """``interp.dynamics.formation`` of one checkpoint, as plain numbers (cached per checkpoint)."""
+    from interp.dynamics import formation
+
+    out = formation(
+        [(step, folder)], text=held_out_text(), period=period, device=device, progress=False
+    )
+    return {
+        "induction": out["induction"].values[0].numpy(),
+        "previous_token": out["previous_token"].values[0].numpy(),
+        "icl": float(out["icl"].values[0]),
+        "icl_repeated": float(out["icl_repeated"].values[0]),
+    }
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def emergence(base: str, tuned: str, device: str, n: int, threshold: float) -> dict:
+    """``interp.dynamics.emergent_heads`` on variable tracking between two models."""
+    from interp.dynamics import emergent_heads
+    from interp.tasks import variable_tracking_task
+
+    mb, mt = get_model(base, device), get_model(tuned, device)
+    first, second = sorted([mb, mt], key=id)  # one lock order everywhere: no deadlock
+    with model_lock(first), model_lock(second):
+        task = variable_tracking_task(mt, n=n)
+        return emergent_heads(mb, mt, task, threshold=threshold)
+
+
+# -- circuits, pathways, features (library parts that may not be there yet) --------------------
+
+
+def missing(module: str) -> str | None:
+    """Why ``module`` cannot be used (not written yet, or broken), or None."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # ImportError while it is being written; anything it raises
+        return f"`{module}` is not available yet ({type(err).__name__}: {err})"
+    return None
+
+
+def catalogue() -> list:
+    """The circuit catalogue's entries (``interp.catalogue.entries``), read fresh each run."""
+    from interp.catalogue import entries
+
+    return entries()
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def circuit(name: str, mtime: float):
+    """The saved CircuitGraph of catalogue entry ``name`` (read-only: prune returns a copy)."""
+    from interp.catalogue import load_entry
+
+    return load_entry(name).graph()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def pathways(
+    spec: str,
+    device: str,
+    prompt: str,
+    target: str,
+    depth: int,
+    top_heads: int,
+    top_sources: int,
+    min_effect: float,
+):
+    """``interp.heads.attention_pathways`` of the prompt (a CircuitGraph)."""
+    from interp.heads import attention_pathways
+
+    model = get_model(spec, device)
+    with model_lock(model):
+        return attention_pathways(
+            model,
+            prompt,
+            target or None,
+            depth=depth,
+            top_heads=top_heads,
+            top_sources=top_sources,
+            min_effect=min_effect,
+        )
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading transcoders...")
+def transcoders(source: str, device: str) -> dict:
+    """``{layer: transcoder}`` from a shipped name or a folder (``load_transcoders``)."""
+    from interp.dictionaries import load_transcoders
+
+    return load_transcoders(source, device=device)
+
+
+def shipped_transcoders(spec: str) -> bool:
+    try:
+        from interp.dictionaries._recipes import RECIPES, shipped_dir
+
+        return spec in RECIPES and any(shipped_dir(spec).glob("layer_*"))
+    except Exception:
+        return False
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def feature_tokens(spec: str, device: str, n: int = 32) -> torch.Tensor:
+    """The fixed held-out batch the transcoders are evaluated on."""
+    from interp.dictionaries import held_out_tokens
+
+    model = get_model(spec, device)
+    return held_out_tokens(model, n=n).cpu()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def feature_density(spec: str, device: str, source: str) -> Result:
+    from interp.dictionaries import feature_density as density
+
+    model = get_model(spec, device)
+    with model_lock(model):
+        return density(model, transcoders(source, device), feature_tokens(spec, device))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def feature_details(spec: str, device: str, source: str, layer: int, feature: int) -> dict:
+    """Top contexts (held-out batch) and direct logit effects of one feature."""
+    from interp.dictionaries import feature_logit_effects, feature_top_contexts
+
+    model = get_model(spec, device)
+    tcs = transcoders(source, device)
+    with model_lock(model):
+        contexts = feature_top_contexts(
+            model, tcs, layer, feature_tokens(spec, device), [feature], k=8
+        )[feature]
+        effects = feature_logit_effects(model, tcs, layer, [feature], k=10)[feature]
+    return {"contexts": contexts, "effects": effects}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def prompt_features(spec: str, device: str, source: str, layer: int, prompt: str) -> list:
+    """The features of ``layer`` most active on the prompt: ``[(feature, max activation, pos)]``."""
+    from interp.dictionaries import feature_top_contexts
+
+    model = get_model(spec, device)
+    with model_lock(model):
+        tops = feature_top_contexts(
+            model, transcoders(source, device), layer, model.to_tokens(prompt), k=1
+        )
+    found = [(f, rows[0]["activation"], rows[0]["pos"]) for f, rows in tops.items() if rows]
+    return sorted(found, key=lambda t: -t[1])[:20]

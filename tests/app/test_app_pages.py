@@ -1,0 +1,197 @@
+"""Every page of the app on the shipped organisms: it runs, shows what it should, and reacts."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def no_exception(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def titles(at) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def test_head_atlas_opens_on_the_default_model_with_its_induction_heads(make_app):
+    at = make_app()
+    no_exception(at)
+    assert titles(at) == ["Head atlas"]
+    assert at.selectbox(key="model").value == "induction-2l"
+    assert at.selectbox(key="score").value == "induction"
+    top = at.dataframe[0].value
+    assert set(top["head"][:3]) == {"L1H0", "L1H1", "L1H2"}  # the known induction heads
+    assert top["score"][0] > 0.8
+    strip = [h.proto.body for h in at.get("html")]
+    assert any('class="tok bos"' in body for body in strip)  # BOS shown in the token strip
+
+
+def test_changing_the_score_changes_the_atlas(make_app):
+    at = make_app()
+    at.selectbox(key="score").set_value("previous token").run()
+    no_exception(at)
+    top = at.dataframe[0].value
+    assert top["head"][0] == "L0H3"  # the previous-token head
+
+
+def test_prompt_detector_scores_use_the_prompt(make_app):
+    at = make_app()
+    at.selectbox(key="score").set_value("detector: previous_token_head (prompt)").run()
+    first = list(at.dataframe[0].value["score"])
+    at.text_area(key="prompt").set_value("a b c d e f g h a b c d e f g h").run()
+    no_exception(at)
+    assert list(at.dataframe[0].value["score"]) != first
+
+
+def test_open_button_jumps_to_attention_with_the_head(make_app):
+    at = make_app()
+    at.selectbox(key="atlas_open").set_value("L1H2")
+    at.button(key="atlas_open_button").click().run()
+    no_exception(at)
+    assert titles(at) == ["Attention"]
+    assert at.multiselect(key="heads").value == ["L1H2"]
+
+
+def test_attention_lock_shows_where_a_token_attends_and_clears(make_app):
+    at = make_app(heads=["L1H0", "L0H3"])
+    at.switch_page("views/attention.py").run()
+    no_exception(at)
+    assert at.multiselect(key="heads").value == ["L1H0", "L0H3"]
+    assert at.radio(key="head_view").options == ["L1H0", "L0H3"]
+    at.selectbox(key="q").set_value("20").run()
+    no_exception(at)
+    said = [m.value for m in at.markdown if "attends most to" in m.value]
+    assert said and said[0].startswith("**#20")
+    at.radio(key="head_view").set_value("L0H3").run()
+    said_prev = [m.value for m in at.markdown if "attends most to" in m.value]
+    assert said_prev != said  # another head, other numbers
+    assert "#19" in said_prev[0].split("attends most to:")[1].split(",")[0]  # previous token
+    at.button(key="clear_lock").click().run()
+    assert at.selectbox(key="q").value == "none"
+    assert not [m for m in at.markdown if "attends most to" in m.value]
+
+
+def test_the_url_reopens_the_same_view(make_app):
+    # widgets are bound to the URL's query parameters (the browser tests check that the URL
+    # follows the widgets; AppTest does not report the URL a bound widget writes)
+    prompt = ">>> a = 7; b = a; print(b)\n"
+    at = make_app(model="reasoning-tuned", prompt=prompt, heads=["L3H2"], q="5")
+    at.switch_page("views/attention.py").run()
+    no_exception(at)
+    assert at.selectbox(key="model").value == "reasoning-tuned"
+    assert at.text_area(key="prompt").value == ">>> a = 7; b = a; print(b)\n"
+    assert at.multiselect(key="heads").value == ["L3H2"]
+    assert any("4 layers" in c.value for c in at.sidebar.caption)
+    assert at.selectbox(key="q").value == "5"
+    said = [m.value for m in at.markdown if "attends most to" in m.value]
+    assert said and said[0].startswith("**#5")
+
+
+def test_induction_page_shows_the_drop_and_reacts_to_the_period(make_app):
+    at = make_app()
+    at.switch_page("views/induction.py").run()
+    no_exception(at)
+    metrics = {m.label: float(m.value) for m in at.metric}
+    assert metrics["Loss, second copy"] < metrics["Loss, first copy"] - 2  # induction works
+    at.selectbox(key="period").set_value("30").run()
+    no_exception(at)
+    again = {m.label: float(m.value) for m in at.metric}
+    assert again != metrics
+    strongest = [m.value for m in at.markdown if m.value.startswith("Strongest pairs")]
+    assert strongest and "L0H3 -> L1H" in strongest[0]  # previous-token head feeds the keys
+
+
+def test_patching_runs_a_sweep_and_a_new_site_needs_a_new_run(make_app):
+    at = make_app()
+    at.switch_page("views/patching.py").run()
+    no_exception(at)
+    assert any("Run sweep" in i.value for i in at.info)
+    at.button(key="run_sweep").click().run()
+    no_exception(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["Clean metric"]) > float(metrics["Corrupted metric"])
+    assert float(metrics["Largest effect"]) > 0.2
+    at.selectbox(key="site").set_value("resid_pre").run()
+    assert at.selectbox(key="by").options == ["layer,pos", "layer"]
+    assert any("Run sweep" in i.value for i in at.info)
+    at.button(key="run_sweep").click().run()
+    no_exception(at)
+    assert {m.label: m.value for m in at.metric}["Largest effect"] != metrics["Largest effect"]
+
+
+def test_emergence_across_training_and_after_post_training(make_app):
+    from app import resources as R
+
+    at = make_app()
+    at.switch_page("views/emergence.py").run()
+    no_exception(at)
+    if not R.checkpoints("induction-2l"):
+        assert any("interp organisms train induction-2l" in i.value for i in at.info)
+    else:
+        at.select_slider(key="every").set_value(10).run()
+        at.button(key="run_formation").click().run(timeout=120)
+        no_exception(at)
+        assert any(m.label.startswith("Steepest rise") for m in at.metric)
+    at.button(key="run_emergence").click().run(timeout=120)
+    no_exception(at)
+    said = [m.value for m in at.markdown if m.value.startswith("**Emerged:**")]
+    assert said and "L3H2" in said[0]
+
+
+@pytest.mark.parametrize("page", ["pathways", "circuits", "features"])
+def test_library_dependent_pages_run(make_app, page):
+    at = make_app()
+    at.switch_page(f"views/{page}.py").run()
+    no_exception(at)
+    assert at.title
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+def test_an_empty_prompt_is_reported_and_the_app_keeps_working(make_app):
+    at = make_app()
+    at.text_area(key="prompt").set_value("   ").run()
+    no_exception(at)
+    assert any("prompt is empty" in e.value for e in at.error)
+    at.switch_page("views/attention.py").run()
+    assert any("prompt is empty" in e.value for e in at.error)
+    at.text_area(key="prompt").set_value("def f(x): return x").run()
+    no_exception(at)
+    assert not at.error
+
+
+def test_a_prompt_longer_than_the_context_is_reported(make_app):
+    at = make_app()
+    at.switch_page("views/attention.py").run()
+    at.text_area(key="prompt").set_value("x = 1\n" * 400).run()
+    no_exception(at)
+    assert any("reads at most 256" in e.value for e in at.error)
+
+
+def test_a_path_that_is_not_a_model_is_reported(make_app, tmp_path):
+    at = make_app()
+    at.selectbox(key="model").set_value("local folder or .gguf file").run()
+    no_exception(at)
+    at.text_input(key="model_path").set_value(str(tmp_path)).run()
+    no_exception(at)
+    assert any("neither a model folder" in e.value for e in at.error)
+    assert any("Pick a model" in i.value for i in at.info)  # the page says why it is empty
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF not really a gguf file")
+    at.text_input(key="model_path").set_value(str(bad)).run()
+    no_exception(at)
+    assert any("not a GGUF model" in e.value for e in at.error)
+    at.selectbox(key="model").set_value("induction-2l").run()
+    no_exception(at)
+    assert not at.error and at.dataframe
+
+
+def test_an_unknown_hub_name_is_reported(make_app):
+    at = make_app(model="hub model name", model_hub="no-such-model-anywhere")
+    no_exception(at)
+    assert at.selectbox(key="model").value == "hub model name"
+    assert dict(at.query_params)["model_hub"] == "no-such-model-anywhere"
+    assert any("unknown model spec" in e.value for e in at.error)
