@@ -7,7 +7,9 @@ shipped entry is made, so ``build(name)`` reproduces it and ``recheck(entry)`` r
 faithfulness against the stored figure.
 
 Component-level entries (heads and MLPs) are found by EAP / EAP-IG and checked by ablating every
-edge outside the circuit (``interp.discovery.faithfulness``).
+edge outside the circuit (``interp.discovery.faithfulness``). Feature-level entries are pruned
+attribution graphs through the shipped transcoders, checked by holding every feature outside the
+circuit at a reference value (``interp.attribution_graph.feature_faithfulness``).
 """
 
 from __future__ import annotations
@@ -87,6 +89,87 @@ RECIPES: dict[str, Recipe] = {
 
 
 @dataclass
+class FeatureRecipe:
+    """A feature-level entry: the pruned attribution graph of one repeated-sequence prompt."""
+
+    model: str
+    title: str
+    period: int = 15
+    seed: int = 4
+    node_threshold: float = 0.8
+    edge_threshold: float = 0.98
+    notes: str = ""
+
+
+FEATURE_RECIPES: dict[str, FeatureRecipe] = {
+    "induction-2l-features": FeatureRecipe(
+        model="induction-2l",
+        title="Induction in induction-2l (transcoder features)",
+        notes=(
+            "The pruned graph keeps few features: induction runs through attention, so the "
+            "token nodes (through frozen attention) and error nodes carry most of the influence, "
+            "and the kept features recover little under any ablation."
+        ),
+    ),
+}
+
+
+def _induction_prompt(model, recipe: FeatureRecipe):
+    from .heads import repeated_random_tokens
+
+    toks = repeated_random_tokens(model, n=2, period=recipe.period, seed=recipe.seed)
+    clean, corrupted = toks[0], toks[0].clone()
+    corrupted[1 : recipe.period + 1] = toks[1, 1 : recipe.period + 1]  # first copy replaced
+    return clean, corrupted
+
+
+def _build_features(name: str, root, model, device) -> Entry:
+    from .attribution_graph import attribution_graph, feature_faithfulness
+    from .dictionaries import held_out_tokens, load_transcoders
+    from .models import load_model, provenance
+
+    recipe = FEATURE_RECIPES[name]
+    model = model if model is not None else load_model(recipe.model, device=device)
+    tcs = load_transcoders(recipe.model, device=str(model.cfg.device))
+    clean, corrupted = _induction_prompt(model, recipe)
+    graph = attribution_graph(
+        model,
+        tcs,
+        clean,
+        node_threshold=recipe.node_threshold,
+        edge_threshold=recipe.edge_threshold,
+    )
+    graph.metadata.update(name=recipe.title)
+    faith = feature_faithfulness(
+        model, tcs, graph, corrupted=corrupted, reference_tokens=held_out_tokens(model, 8, 64)
+    )
+    info = {
+        "name": name,
+        "title": recipe.title,
+        "model": recipe.model,
+        "level": "features",
+        "task": {
+            "name": "induction-prompt",
+            "args": {"period": recipe.period, "seed": recipe.seed},
+        },
+        "example": {"clean": model.to_string(clean), "corrupted": model.to_string(corrupted)},
+        "method": {
+            "name": "attribution graph (transcoders)",
+            "node_threshold": recipe.node_threshold,
+            "edge_threshold": recipe.edge_threshold,
+        },
+        "nodes": len(graph.nodes),
+        "edges": graph.n_edges,
+        "faithfulness": dict(zip(faith.labels["ablation"], faith.values.tolist(), strict=True)),
+        "clean_metric": faith.provenance["clean_metric"],
+        "circuit_features": faith.provenance["circuit_features"],
+        "model_provenance": provenance(model),
+        "notes": recipe.notes,
+    }
+    return _write_entry(name, info, graph, root)
+
+
+@dataclass
 class Entry:
     """One catalogue entry as stored: ``entry.json`` plus its graph folder."""
 
@@ -143,8 +226,11 @@ def build(
     from .models import load_model, provenance
     from .tasks import make_task
 
+    if name in FEATURE_RECIPES:
+        return _build_features(name, root, model, device)
     if name not in RECIPES:
-        raise ValueError(f"no recipe {name!r}; recipes: {', '.join(RECIPES)}")
+        known = ", ".join([*RECIPES, *FEATURE_RECIPES])
+        raise ValueError(f"no recipe {name!r}; recipes: {known}")
     recipe = RECIPES[name]
     model = model if model is not None else load_model(recipe.model, device=device)
     task = make_task(recipe.task, model, **recipe.task_args)
@@ -204,5 +290,16 @@ def recheck(entry: Entry, *, model=None, device: str | None = "cpu") -> dict[str
     from .models import load_model
 
     model = model if model is not None else load_model(entry.model, device=device)
+    if entry.info.get("level") == "features":
+        from .attribution_graph import feature_faithfulness
+        from .dictionaries import held_out_tokens, load_transcoders
+
+        _, corrupted = _induction_prompt(model, FEATURE_RECIPES[entry.name])
+        tcs = load_transcoders(entry.model, device=str(model.cfg.device))
+        ref = held_out_tokens(model, 8, 64)
+        result = feature_faithfulness(
+            model, tcs, entry.graph(), corrupted=corrupted, reference_tokens=ref
+        )
+        return dict(zip(result.labels["ablation"], result.values.tolist(), strict=True))
     result = faithfulness(model, entry.task(model), entry.graph())
     return dict(zip(result.labels["ablation"], result.values.tolist(), strict=True))

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from interp.catalogue import RECIPES, build, entries, load_entry, recheck
+from interp.catalogue import FEATURE_RECIPES, RECIPES, build, entries, load_entry, recheck
 from interp.circuit_graph import CircuitGraph
 
 ENTRIES = entries()
@@ -13,7 +13,11 @@ TOLERANCE = 0.02  # faithfulness is a deterministic function of the stored graph
 
 def test_the_catalogue_holds_the_required_circuits():
     names = {e.name for e in ENTRIES}
-    assert {"induction-2l-heads", "variable-tracking-reasoning-tuned"} <= names
+    assert {
+        "induction-2l-heads",
+        "induction-2l-features",
+        "variable-tracking-reasoning-tuned",
+    } <= names
     for e in ENTRIES:
         assert set(e.faithfulness) == {"zero", "mean", "resample"}
         graph = e.graph()
@@ -41,6 +45,8 @@ def test_known_circuit_content():
     induction = load_entry("induction-2l-heads").graph()
     k_edges = {(s.name, t.name) for s, t, w, m in induction.edges() if m.endswith(":k") and w < 0}
     assert ("L0H3", "L1H0") in k_edges  # previous-token head keys an induction head
+    features = load_entry("induction-2l-features").graph()
+    assert {n.kind for n in features.nodes} == {"token", "feature", "error", "logit"}
     tracking = load_entry("variable-tracking-reasoning-tuned")
     assert "head.3.2" in tracking.graph() and tracking.faithfulness["resample"] > 0.9
 
@@ -53,4 +59,4 @@ def test_build_writes_a_complete_entry_and_bad_names_fail(tmp_path):
         build("nope", root=tmp_path)
     with pytest.raises(FileNotFoundError, match="entries:"):
         load_entry("nope", tmp_path)
-    assert set(RECIPES) >= {e.name for e in ENTRIES}
+    assert {*RECIPES, *FEATURE_RECIPES} >= {e.name for e in ENTRIES}

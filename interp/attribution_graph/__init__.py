@@ -10,6 +10,9 @@ from ._core import attribution_graph as attribution_graph
 from ._core import prepare as prepare
 from ._core import prompt_tokens as prompt_tokens
 from ._core import salient_logits as salient_logits
+from ._faithfulness import FEATURE_ABLATIONS as FEATURE_ABLATIONS
+from ._faithfulness import circuit_logits as circuit_logits
+from ._faithfulness import feature_faithfulness as feature_faithfulness
 from ._intervene import intervene as intervene
 
 __all__ = ["attribution_graph", "intervene", "prepare", "prompt_tokens", "salient_logits"]

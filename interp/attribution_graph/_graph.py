@@ -40,9 +40,13 @@ def _assemble(
             "model": _model_name(model),
             "method": METHOD,
             "transcoders": {str(k): _tc_source(v) for k, v in transcoders.items()},
+            "n_layers": n_layers,
+            "token_ids": [int(t) for t in tokens.tolist()],
         }
     )
     strs = model.to_str_tokens(tokens) if getattr(model, "tokenizer", None) is not None else None
+    if strs is not None:
+        graph.metadata.update(prompt_tokens=list(strs), prompt="".join(strs))
     for p in range(n_pos):
         label = strs[p] if strs is not None else str(int(tokens[p]))
         new_id[p] = graph.add_node(Node("token", None, p, int(tokens[p]), label=label))
