@@ -8,6 +8,7 @@ adding ``eps * (a_u(corrupted) - a_u(clean))`` to one receiver's own input.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -47,6 +48,30 @@ def tiny_model(norm: str, seed: int = 0) -> HookedTransformer:
         d_vocab=50,
         act_fn="gelu",
         normalization_type=norm,
+        seed=seed,
+    )
+    model = HookedTransformer(cfg)
+    model.eval()
+    return model
+
+
+def tiny_gqa_model(seed: int = 0) -> HookedTransformer:
+    """Llama-like: 4 query heads reading 2 key/value heads, RMSNorm, rotary, gated SiLU MLP."""
+    torch.manual_seed(seed)
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        n_key_value_heads=2,
+        d_head=8,
+        d_mlp=64,
+        n_ctx=16,
+        d_vocab=50,
+        act_fn="silu",
+        gated_mlp=True,
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        rotary_dim=8,
         seed=seed,
     )
     model = HookedTransformer(cfg)
@@ -95,8 +120,8 @@ def reference_patch(model, batch, delta: Tensor, receiver: str, eps: Tensor) -> 
     elif receiver.startswith("MLP"):
         name, head = f"blocks.{receiver[3:]}.hook_mlp_in", None
     else:
-        who, channel = receiver.split(".")
-        layer, head = map(int, who[1:].split("H"))
+        who, channel = receiver.split(".")  # "L1H0.q", or "L1G0.k" for a key/value group
+        layer, head = map(int, re.fullmatch(r"L(\d+)[HG](\d+)", who).groups())
         name = f"blocks.{layer}.hook_{channel}_input"
 
     def add(act, hook):
@@ -432,3 +457,190 @@ def test_bridge_gives_the_hooked_transformers_numbers(induction_model):
         atol=1e-4,
         rtol=0,
     )
+
+
+# -- grouped-query attention -------------------------------------------------------------------
+
+# 4 query heads, 2 key/value groups: heads 0-1 read group 0, heads 2-3 group 1
+GQA_EDGES = [
+    ("input", "L0H1.q"),
+    ("input", "L0G1.k"),
+    ("input", "L0G0.v"),
+    ("L0H2", "L1G0.k"),
+    ("L0H0", "L1G1.v"),
+    ("MLP0", "L1H3.q"),
+    ("MLP0", "L1G1.k"),
+    ("L1H1", "MLP1"),
+    ("L0H3", "logits"),
+]
+
+
+def test_gqa_edge_space_has_a_key_and_value_receiver_per_group():
+    space = edge_space(tiny_gqa_model())
+    assert (space.n_heads, space.kv_heads, space.grouped) == (4, 2, True)
+    assert space.receivers_per_layer == 4 + 2 + 2 + 1
+    assert space.head_receiver(1, 3, "k") == space.kv_receiver(1, 1, "k") == 9 + 4 + 1
+    assert space.head_receiver(1, 2, "v") == space.kv_receiver(1, 1, "v") == 9 + 4 + 2 + 1
+    assert list(space.heads_of(1)) == [2, 3]
+    labels = space.receiver_labels()
+    assert labels[:8] == [*(f"L0H{h}.q" for h in range(4)), "L0G0.k", "L0G1.k", "L0G0.v", "L0G1.v"]
+    assert labels[8:10] == ["MLP0", "L1H0.q"] and labels[-1] == "logits"
+    assert int(space.reads().sum()) == 8 * 1 + 5 + 8 * 6 + 10 + 11
+
+
+def test_gqa_eap_equals_hand_computed_linearisation():
+    """The reference patches TransformerLens's own per-group hook_k_input / hook_v_input."""
+    model, task = tiny_gqa_model(), tiny_task()
+    scores = edge_scores(model, task)
+    deltas, batch = sender_deltas(model, task), task.tokens(model)
+    for sender, receiver in GQA_EDGES:
+        eps = torch.zeros((), requires_grad=True)
+        metric = reference_patch(model, batch, deltas[sender], receiver, eps)
+        (slope,) = torch.autograd.grad(metric, eps)
+        got = scores.values[_index(scores, sender, receiver)]
+        assert abs(float(slope)) > 1e-7, (sender, receiver)  # a real check, not 0 == 0
+        assert got == pytest.approx(float(slope), abs=1e-5), (sender, receiver)
+
+
+def test_gqa_edge_ablation_equals_patching_one_receiver_input():
+    model, task = tiny_gqa_model(), tiny_task()
+    space, batch = edge_space(model), task.tokens(model)
+    clean, _ = batch.baseline(model)
+    _, cache = run_with_cache(model, batch.corrupted, sender_hooks(model, space))
+    corrupted = sender_outputs(model, space, cache)
+    labels = edge_scores(model, task)
+    deltas = sender_deltas(model, task)
+    for sender, receiver in GQA_EDGES:
+        mask = torch.zeros(space.n_receivers, space.n_senders, dtype=torch.bool)
+        mask[_index(labels, sender, receiver)] = True
+        got = ablated_metric(model, space, batch, mask, corrupted)
+        want = reference_patch(model, batch, deltas[sender], receiver, torch.tensor(1.0))
+        assert got == pytest.approx(float(want), abs=1e-5), (sender, receiver)
+        assert abs(got - clean) > 1e-6
+
+
+@pytest.mark.parametrize("qkv", ["split", "sum"])
+def test_gqa_full_circuit_is_faithful_and_empty_resample_is_corrupted(qkv):
+    model, task = tiny_gqa_model(), tiny_task()
+    graph = eap(model, task, qkv=qkv)
+    full = faithfulness(model, task, graph)
+    torch.testing.assert_close(full.values, torch.ones(3), atol=1e-5, rtol=0)
+    empty = faithfulness(model, task, CircuitGraph(), ablations="resample")
+    assert float(empty.values[0]) == pytest.approx(0.0, abs=1e-5)
+    assert full.provenance["circuit_channel_edges"] == full.provenance["model_edges"] == 82
+
+
+def test_gqa_graph_draws_shared_edges_per_query_head_and_extract_counts_them_once():
+    model, task = tiny_gqa_model(), tiny_task()
+    scores = edge_scores(model, task)
+    graph = to_graph(scores)
+    space = edge_space(model)
+    # every (sender, head, channel) of the MHA layout: k and v edges are copies within a group
+    assert graph.n_edges == 1 * 12 + 5 + 6 * 12 + 10 + 11
+    weights = {(s.name, t.name, m): w for s, t, w, m in graph.edges()}
+    kv = scores.values[_index(scores, "L0H2", "L1G0.k")]
+    assert weights[("L0H2", "L1H0", "EAP:k")] == weights[("L0H2", "L1H1", "EAP:k")] == kv
+    assert ("L0H2", "L1H2", "EAP:k") in weights  # group 1's own key edge, another weight
+    from interp.discovery._graph import graph_edges_to_mask
+
+    assert torch.equal(graph_edges_to_mask(space, graph), space.reads())
+    for top_n in (1, 5, 20):
+        circuit = extract(graph, top_n=top_n)
+        mask = graph_edges_to_mask(space, circuit)
+        assert int(mask.sum()) <= top_n  # copies count once
+    # the strongest key/value edge comes with all its copies
+    head_kv = [(w, s, t, m) for (s, t, m), w in weights.items() if m in ("EAP:k", "EAP:v")]
+    w, s, t, m = max(head_kv, key=lambda e: abs(e[0]))
+    ranked = sorted(weights.values(), key=abs, reverse=True)
+    top = extract(graph, top_n=ranked.index(w) + 1, absolute=True)
+    layer, head = int(t[1]), int(t[3])
+    group = space.group_of(head)
+    drawn = {tt.name for ss, tt, _, mm in top.edges() if ss.name == s and mm == m}
+    assert drawn in (set(), {f"L{layer}H{h}" for h in space.heads_of(group)})  # all or none
+
+
+def test_gqa_acdc_runs_and_keeps_the_graph_consistent():
+    model, task = tiny_gqa_model(), tiny_task()
+    start = extract(eap(model, task), top_n=20)
+    pruned = acdc(model, task, threshold=0.05, start=start)
+    assert set(pruned.edge_weights()) <= set(start.edge_weights())
+    f = faithfulness(model, task, pruned, ablations="resample")
+    assert f.provenance["circuit_metric"]["resample"] == pytest.approx(
+        pruned.metadata["circuit_metric"], abs=1e-5
+    )
+
+
+def _tiny_llama_folder(folder, n_kv: int):
+    """A tiny random Llama (HF) with ``n_kv`` key/value heads, with induction-2l's tokenizer."""
+    import json
+    import shutil
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from interp.models import ORGANISMS
+
+    src = ORGANISMS["induction-2l"].path
+    vocab = json.loads((src / "config.json").read_text())["vocab_size"]
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=n_kv,
+        head_dim=8,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(src / name, folder / name)
+    return folder
+
+
+def test_gqa_bridge_gives_the_hooked_transformers_numbers(tmp_path):
+    """One tiny GQA Llama as HookedTransformer (W_K repeated per query head, _W_K not) and as
+    TransformerBridge (W_K per key/value head): the same edge scores and faithfulness."""
+    from interp import load_model
+
+    folder = _tiny_llama_folder(tmp_path / "gqa", n_kv=2)
+    hooked = load_model(folder, device="cpu", backend="hooked")
+    bridge = load_model(folder, device="cpu", backend="bridge")
+    assert edge_space(hooked) == edge_space(bridge)
+    assert edge_space(bridge).grouped
+    task = induction_task(hooked, n=4)
+    hooked_scores = edge_scores(hooked, task)
+    bridge_scores = edge_scores(bridge, task)
+    assert hooked_scores.labels == bridge_scores.labels
+    torch.testing.assert_close(
+        bridge_scores.values, hooked_scores.values, atol=1e-6, rtol=1e-4, equal_nan=True
+    )
+    circuit = extract(to_graph(hooked_scores), top_n=15)
+    torch.testing.assert_close(
+        faithfulness(bridge, task, circuit).values,
+        faithfulness(hooked, task, circuit).values,
+        atol=1e-4,
+        rtol=1e-4,
+    )
+    torch.testing.assert_close(
+        faithfulness(bridge, task, to_graph(bridge_scores)).values, torch.ones(3), atol=1e-4, rtol=0
+    )
+
+
+@pytest.mark.slow
+def test_smollm2_grouped_query_edges_are_exact(smollm2):
+    """SmolLM2-135M (9 query heads, 3 key/value heads, TransformerBridge): the recomputed q/k/v
+    match the run (checked inside edge_scores), and the empty circuit under resample ablation,
+    every head's query, key and value recomputed from the corrupted run's outputs, is the
+    corrupted run."""
+    from interp.tasks import make_task
+
+    task = make_task("induction", smollm2, n=4, period=12, seed=0)
+    space = edge_space(smollm2)
+    assert (space.n_heads, space.kv_heads, space.n_layers) == (9, 3, 30)
+    scores = edge_scores(smollm2, task)
+    assert scores.labels["receiver"][9:12] == ["L0G0.k", "L0G1.k", "L0G2.k"]
+    assert torch.isfinite(scores.values[space.reads()]).all()
+    empty = faithfulness(smollm2, task, CircuitGraph(), ablations="resample")
+    assert float(empty.values[0]) == pytest.approx(0.0, abs=1e-3)

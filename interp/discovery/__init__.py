@@ -6,7 +6,8 @@ is an edge, and a circuit is a small set of edges that carries the task on its o
 scores every edge at once by edge attribution patching (or EAP-IG), ``extract`` keeps the
 strongest edges that connect the input to the logits, ``acdc`` prunes edges one at a time by
 their measured effect (Conmy et al., 2023), and ``faithfulness`` checks a circuit by ablating
-every edge outside it (zero, mean and resample ablation, side by side).
+every edge outside it (zero, mean and resample ablation, side by side). Under grouped-query
+attention (Llama, SmolLM2) each key/value head is one receiver, shared by its query heads.
 
 Example:
     >>> from interp.discovery import eap, extract, faithfulness

@@ -20,11 +20,10 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from ..hooks import run_with_cache
 from ..models import provenance
 from ..result import Result
 from ..tasks import Task
-from ._edges import edge_space, sender_hooks, sender_outputs
+from ._edges import edge_space, run_with_cache, sender_hooks, sender_outputs
 from ._faithfulness import _kept_edges, ablated_metric
 
 
@@ -89,11 +88,7 @@ def acdc(model, task, threshold: float = 0.01, *, start=None, progress: bool = F
             "method": "ACDC",
             "ig_steps": None,
             "metric": batch.metric,
-            "edge_space": {
-                "n_layers": space.n_layers,
-                "n_heads": space.n_heads,
-                "has_mlp": space.has_mlp,
-            },
+            "edge_space": space.provenance(),
         },
     )
     graph = to_graph(scores)._drop_isolated()
@@ -114,7 +109,10 @@ def _reaches_logits(space, kept: torch.Tensor, receiver: int) -> bool:
     per_layer = space.receivers_per_layer
     layer, offset = divmod(receiver, per_layer)
     if space.has_mlp and offset == per_layer - 1:
-        sender = space.mlp_sender(layer)
-    else:
-        sender = space.head_sender(layer, offset % space.n_heads)
-    return bool(kept[:, sender].any())
+        senders = [space.mlp_sender(layer)]
+    elif offset < space.n_heads:  # a query
+        senders = [space.head_sender(layer, offset)]
+    else:  # a key or value: every query head of its group reads it
+        group = (offset - space.n_heads) % space.kv_heads
+        senders = [space.head_sender(layer, h) for h in space.heads_of(group)]
+    return bool(kept[:, senders].any())

@@ -17,7 +17,6 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..hooks import hook_name, scoped_hooks
 from ..models import provenance
 from ..result import Result
 from ..tasks import Task, TaskBatch
@@ -26,7 +25,9 @@ from ._edges import (
     answer_logits,
     edge_space,
     head_input_grads,
+    hook_name,
     qkv_from_inputs,
+    scoped_hooks,
     sender_outputs,
 )
 
@@ -53,8 +54,9 @@ def edge_scores(
     Returns:
         A Result ``[receiver, sender]``: the estimated change of the metric when that one edge
         carries the corrupted run's value (NaN where no edge exists). Receivers are each head's
-        ``q``/``k``/``v`` input (``"L1H0.k"``), each MLP and ``"logits"``; senders are ``"input"``,
-        heads and MLPs. ``to_graph`` turns it into a CircuitGraph.
+        ``q``/``k``/``v`` input (``"L1H0.k"``; under grouped-query attention one key and one
+        value input per key/value head, ``"L1G0.k"``), each MLP and ``"logits"``; senders are
+        ``"input"``, heads and MLPs. ``to_graph`` turns it into a CircuitGraph.
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not accepted; use one of {METHODS}")
@@ -95,11 +97,7 @@ def edge_scores(
             "metric": batch.metric,
             "clean_metric": clean_metric,
             "corrupted_metric": corrupted_metric,
-            "edge_space": {
-                "n_layers": space.n_layers,
-                "n_heads": space.n_heads,
-                "has_mlp": space.has_mlp,
-            },
+            "edge_space": space.provenance(),
             "n_edges": int(valid.sum()),
         },
     )
@@ -150,7 +148,7 @@ def _check_recompute(model, saved: dict) -> None:
     """Fail unless ln1 and W_Q/W_K/W_V of layer 0 reproduce the run's q, k and v."""
     resid = saved[hook_name(model, "resid_pre", 0)]
     b, p, d = resid.shape
-    x = resid[:, :, None, None, :].expand(b, p, 3, model.cfg.n_heads, d)
+    x = resid[:, :, None, :].expand(b, p, edge_space(model).head_receivers, d)
     with torch.no_grad():
         recomputed = qkv_from_inputs(model, 0, x)
     for c, r in zip("qkv", recomputed, strict=True):

@@ -4,7 +4,8 @@ Senders, in the order of their columns: the input (``blocks.0.hook_resid_pre``: 
 position embeddings), then per layer each head's output ``z_h @ W_O[h]`` and the MLP's output.
 Receivers, in the order of their rows: per layer the query, key and value inputs of each head
 (channel-major: ``q`` of heads 0..H-1, then ``k``, then ``v``), then the MLP's input; last the
-logits (the final residual stream). A head reads every sender of earlier layers; the MLP of layer
+logits (the final residual stream). Under grouped-query attention the keys and values are one
+per key/value head (``hook_k``'s heads), shared by the query heads of its group. A head reads every sender of earlier layers; the MLP of layer
 ``l`` also reads the heads of layer ``l``; the logits read everything.
 
 A receiver's input is the sum of its senders' outputs plus biases. The engines here never change
@@ -14,23 +15,101 @@ the model's own ``ln1`` and ``W_Q``/``W_K``/``W_V`` (checked against ``hook_q`` 
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ..hooks import hook_name
+from ..hooks import SITES, _as_named, check_hook, model_lock
+from ..hooks import hook_name as _checked_hook_name
+
+_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def scoped_hooks(model, fwd_hooks: Sequence[tuple[str, Callable]]) -> Iterator:
+    """``interp.hooks.scoped_hooks`` (forward hooks), checking every name against one
+    ``hook_dict`` (a TransformerBridge rebuilds it on every access)."""
+    known = model.hook_dict
+    for name, _ in fwd_hooks:
+        if name not in known:
+            check_hook(model, name)  # raises, with the close matches
+    fwd = [(n, _as_named(fn, n)) for n, fn in fwd_hooks]
+    with model_lock(model), model.hooks(fwd_hooks=fwd):
+        yield model
+
+
+def run_with_cache(model, tokens: Tensor, names: Sequence[str]) -> tuple[Tensor, dict]:
+    """``interp.hooks.run_with_cache`` through the ``scoped_hooks`` above."""
+    cache: dict[str, Tensor] = {}
+
+    def save(act, hook):
+        cache[hook.name] = act.detach()
+
+    with scoped_hooks(model, [(n, save) for n in dict.fromkeys(names)]), torch.no_grad():
+        logits = model(tokens)
+    return logits, cache
+
+
+def hook_name(model, site: str, layer: int | None = None) -> str:
+    """``interp.hooks.hook_name``, remembered per model: a TransformerBridge rebuilds its
+    ``hook_dict`` (tens of ms on SmolLM2) on every check, and the engines name hundreds of hooks
+    per pass. The first name of a site checks every layer's name at once."""
+    try:
+        cache = _NAMES.setdefault(model, {})
+    except TypeError:  # not weakly referable
+        return _checked_hook_name(model, site, layer)
+    name = cache.get((site, layer))
+    if name is None:
+        name = _checked_hook_name(model, site, layer)  # raises the helpful errors
+        if layer is not None:
+            hooks = model.hook_dict
+            for other in range(model.cfg.n_layers):
+                candidate = SITES[site].format(layer=other)
+                if candidate in hooks:
+                    cache[(site, other)] = candidate
+        cache[(site, layer)] = name
+    return name
+
 
 CHANNELS = ("q", "k", "v")
 
 
 @dataclass(frozen=True)
 class EdgeSpace:
-    """Senders (columns) and receivers (rows) of a model's component graph."""
+    """Senders (columns) and receivers (rows) of a model's component graph.
+
+    ``n_kv_heads`` is the number of key/value heads ``hook_k``/``hook_v`` carry (``None``: one
+    per query head). Under grouped-query attention a layer has one query receiver per query head
+    and one key and one value receiver per key/value group: query head ``h`` reads the key and
+    value of group ``h // (n_heads // n_kv_heads)``.
+    """
 
     n_layers: int
     n_heads: int
     has_mlp: bool
+    n_kv_heads: int | None = None
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value receivers per layer and channel."""
+        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
+
+    @property
+    def grouped(self) -> bool:
+        return self.kv_heads != self.n_heads
+
+    def group_of(self, head: int) -> int:
+        """The key/value group query head ``head`` reads."""
+        return head // (self.n_heads // self.kv_heads)
+
+    def heads_of(self, group: int) -> range:
+        """The query heads that read key/value group ``group``."""
+        size = self.n_heads // self.kv_heads
+        return range(group * size, (group + 1) * size)
 
     @property
     def per_layer(self) -> int:
@@ -52,18 +131,33 @@ class EdgeSpace:
         return 1 + layer * self.per_layer
 
     @property
+    def head_receivers(self) -> int:
+        """Attention receivers per layer: ``q`` per query head, ``k`` and ``v`` per group."""
+        return self.n_heads + 2 * self.kv_heads
+
+    @property
     def receivers_per_layer(self) -> int:
-        return 3 * self.n_heads + int(self.has_mlp)
+        return self.head_receivers + int(self.has_mlp)
 
     @property
     def n_receivers(self) -> int:
         return self.n_layers * self.receivers_per_layer + 1
 
+    def kv_receiver(self, layer: int, group: int, channel: str) -> int:
+        """The row of key/value group ``group``'s ``channel`` (``"k"`` or ``"v"``) input."""
+        base = layer * self.receivers_per_layer + self.n_heads
+        return base + (channel == "v") * self.kv_heads + group
+
     def head_receiver(self, layer: int, head: int, channel: str) -> int:
-        return layer * self.receivers_per_layer + CHANNELS.index(channel) * self.n_heads + head
+        """The row query head ``head`` reads ``channel`` through (its group's, for k and v)."""
+        if channel not in CHANNELS:
+            raise ValueError(f"channel={channel!r} is not one of {CHANNELS}")
+        if channel == "q":
+            return layer * self.receivers_per_layer + head
+        return self.kv_receiver(layer, self.group_of(head), channel)
 
     def mlp_receiver(self, layer: int) -> int:
-        return layer * self.receivers_per_layer + 3 * self.n_heads
+        return layer * self.receivers_per_layer + self.head_receivers
 
     @property
     def logit_receiver(self) -> int:
@@ -88,21 +182,43 @@ class EdgeSpace:
         return labels
 
     def receiver_labels(self) -> list[str]:
+        """``"L1H0.q"``; keys and values ``"L1H0.k"``, or ``"L1G0.k"`` for a group under GQA."""
+        kv = "G" if self.grouped else "H"
         labels = []
         for layer in range(self.n_layers):
-            labels += [f"L{layer}H{h}.{c}" for c in CHANNELS for h in range(self.n_heads)]
+            labels += [f"L{layer}H{h}.q" for h in range(self.n_heads)]
+            labels += [f"L{layer}{kv}{g}.{c}" for c in "kv" for g in range(self.kv_heads)]
             labels += [f"MLP{layer}"] if self.has_mlp else []
         return labels + ["logits"]
+
+    def provenance(self) -> dict:
+        return {
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "has_mlp": self.has_mlp,
+            "n_kv_heads": self.kv_heads,
+        }
+
+    @classmethod
+    def from_provenance(cls, info: dict) -> EdgeSpace:
+        n_heads = int(info["n_heads"])
+        kv = int(info.get("n_kv_heads") or n_heads)
+        return cls(
+            int(info["n_layers"]), n_heads, bool(info["has_mlp"]), None if kv == n_heads else kv
+        )
 
 
 def edge_space(model) -> EdgeSpace:
     """The edge space of ``model``; fails on architectures the engines do not model exactly."""
     cfg = model.cfg
+    n_kv = cfg.n_key_value_heads or cfg.n_heads
+    if getattr(cfg, "ungroup_grouped_query_attention", False):
+        n_kv = cfg.n_heads  # hook_k / hook_v carry one (repeated) key and value per query head
     unsupported = {
         "parallel attention and MLP": getattr(cfg, "parallel_attn_mlp", False),
         "shortformer positions": cfg.positional_embedding_type == "shortformer",
         "normalisation before and after": getattr(cfg, "use_normalization_before_and_after", False),
-        "grouped-query attention": (cfg.n_key_value_heads or cfg.n_heads) != cfg.n_heads,
+        "key/value heads that do not divide the query heads": cfg.n_heads % n_kv != 0,
         "split q/k/v inputs already on": getattr(cfg, "use_split_qkv_input", False),
         "attention inputs already split": getattr(cfg, "use_attn_in", False),
         "post-norm blocks": getattr(cfg, "original_architecture", "") in _POST_NORM,
@@ -113,47 +229,79 @@ def edge_space(model) -> EdgeSpace:
             f"component circuits do not model {', '.join(bad)} ({cfg.model_name}): each head's "
             "q/k/v input must be ln1(resid_pre) of its own layer"
         )
-    return EdgeSpace(cfg.n_layers, cfg.n_heads, not cfg.attn_only)
+    return EdgeSpace(
+        cfg.n_layers, cfg.n_heads, not cfg.attn_only, None if n_kv == cfg.n_heads else n_kv
+    )
 
 
 _POST_NORM = {"Olmo2ForCausalLM", "Olmo3ForCausalLM"}
 
 
-def qkv_from_inputs(model, layer: int, inputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Queries, keys and values ``[batch, pos, head, d_head]`` from per-head inputs.
+def qkv_weights(model, layer: int) -> list[tuple[Tensor, Tensor | None]]:
+    """``(W, b)`` of the query, key and value maps of ``layer``, one slice per hook head.
 
-    ``inputs`` is ``[batch, pos, 3, head, d_model]``: the residual stream each head's q, k and v
-    read (before ``ln1``). This is what the model computes with every input equal to resid_pre.
+    Queries have ``n_heads`` slices; keys and values as many as ``hook_k`` carries: the stored
+    (un-repeated) key/value heads under grouped-query attention, where HookedTransformer's
+    ``W_K`` repeats them per query head and the bridge's ``W_K`` does not.
     """
     attn = model.blocks[layer].attn
-    normed = model.blocks[layer].ln1(inputs)
+    cfg = model.cfg
+    n_kv = edge_space(model).kv_heads
     out = []
-    for c, name in enumerate("QKV"):
-        x = torch.einsum("bphm,hmd->bphd", normed[:, :, c], getattr(attn, f"W_{name}"))
-        bias = getattr(attn, f"b_{name}", None)
-        out.append(x if bias is None else x + bias)
+    for name, want in (("Q", cfg.n_heads), ("K", n_kv), ("V", n_kv)):
+        pair = []
+        for kind in ("W", "b"):
+            x = getattr(attn, f"_{kind}_{name}", None)  # HookedTransformer GQA: un-repeated
+            if x is None or x.shape[0] != want:
+                x = getattr(attn, f"{kind}_{name}", None)
+            if x is not None and x.shape[0] != want:
+                if want % x.shape[0] == 0:
+                    x = x.repeat_interleave(want // x.shape[0], dim=0)
+                elif x.shape[0] % want == 0:
+                    x = x[:: x.shape[0] // want]
+            pair.append(x)
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def qkv_from_inputs(model, layer: int, inputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Queries ``[batch, pos, head, d_head]``, keys and values ``[batch, pos, kv_head, d_head]``
+    (the shapes of ``hook_q``/``hook_k``/``hook_v``) from per-receiver inputs.
+
+    ``inputs`` is ``[batch, pos, receiver, d_model]``, receivers in the edge space's order: the
+    residual stream each query head, then each key and each value head reads (before ``ln1``).
+    This is what the model computes with every input equal to resid_pre.
+    """
+    normed = model.blocks[layer].ln1(inputs)
+    out, start = [], 0
+    for w, b in qkv_weights(model, layer):
+        n = w.shape[0]
+        x = torch.einsum("bphm,hmd->bphd", normed[:, :, start : start + n], w)
+        out.append(x if b is None else x + b)
+        start += n
     return out[0], out[1], out[2]
 
 
 def head_input_grads(model, layer: int, resid_pre: Tensor, grads: list[Tensor]) -> Tensor:
-    """Gradients at each head's own q/k/v input, from the gradients at ``hook_q/k/v``.
+    """Gradients at each attention receiver's own input, from the gradients at ``hook_q/k/v``.
 
-    Returns ``[3 * head, batch * pos * d_model]`` (rows channel-major, as the receivers), the
-    vector-Jacobian product of ``ln1`` and ``W_Q``/``W_K``/``W_V`` at ``resid_pre`` (at this
-    run's normalisation scale).
+    Returns ``[receiver, batch * pos * d_model]`` (rows as the layer's attention receivers: q
+    per query head, then k and v per key/value head), the vector-Jacobian product of ``ln1`` and
+    ``W_Q``/``W_K``/``W_V`` at ``resid_pre`` (at this run's normalisation scale).
     """
     b, p, d = resid_pre.shape
-    h = model.cfg.n_heads
-    attn = model.blocks[layer].attn
+    weights = qkv_weights(model, layer)
+    n = sum(w.shape[0] for w, _ in weights)
     with torch.enable_grad():
-        x = resid_pre.detach()[None, None].expand(3, h, b, p, d).clone().requires_grad_(True)
+        x = resid_pre.detach()[None].expand(n, b, p, d).clone().requires_grad_(True)
         normed = model.blocks[layer].ln1(x)
-        qkv = [
-            torch.einsum("hbpm,hmd->bphd", normed[c], getattr(attn, f"W_{name}"))
-            for c, name in enumerate("QKV")
-        ]
-        (grad,) = torch.autograd.grad(qkv, x, [g.detach() for g in grads])
-    return grad.reshape(3 * h, b * p * d)
+        out, start = [], 0
+        for w, _ in weights:
+            k = w.shape[0]
+            out.append(torch.einsum("hbpm,hmd->bphd", normed[start : start + k], w))
+            start += k
+        (grad,) = torch.autograd.grad(out, x, [g.detach() for g in grads])
+    return grad.reshape(n, b * p * d)
 
 
 def answer_logits(model, tokens: Tensor, pos: int) -> Tensor:

@@ -17,7 +17,8 @@ disagree, sometimes widely:
 
 The ablation is per edge, also for heads: a head's query, key and value inputs are recomputed
 from its own copy of the residual stream (its ``ln1`` and ``W_Q``/``W_K``/``W_V``), so an edge
-into a head's key leaves its query untouched.
+into a head's key leaves its query untouched. Under grouped-query attention a key/value head has
+one copy, shared by the query heads of its group.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..hooks import hook_name, run_with_cache, scoped_hooks
 from ..models import provenance
 from ..result import Result
 from ..tasks import Task, TaskBatch
@@ -33,7 +33,10 @@ from ._edges import (
     EdgeSpace,
     answer_logits,
     edge_space,
+    hook_name,
     qkv_from_inputs,
+    run_with_cache,
+    scoped_hooks,
     sender_hooks,
     sender_outputs,
 )
@@ -143,22 +146,37 @@ def ablated_metric(
     for zeros.
     """
     mask = ablate.to(device=batch.clean.device, dtype=torch.float32)
-    n_layers, n_heads = space.n_layers, space.n_heads
-    outputs: list[Tensor] = []  # the senders' outputs in this run, in sender order
+    n_layers = space.n_layers
+    outputs: list[Tensor] = []  # one [batch, pos, sender, d_model] buffer of this run's outputs
+    filled = [0]
     resid: dict[int, Tensor] = {}
     pending: dict[str, Tensor] = {}
     recomputing: list[int] = []
 
-    def deviation(n: int) -> Tensor:
-        """``current - ablated`` output of the first ``n`` senders: ``[batch, pos, n, d]``."""
-        current = torch.cat(outputs, dim=2)[:, :, :n]
-        return current if reference is None else current - reference[:, :, :n].to(current.dtype)
+    def record(out: Tensor) -> None:
+        """Write the next senders' outputs ``[batch, pos, k, d_model]`` into the buffer."""
+        if not outputs:
+            b, p, _, d = out.shape
+            outputs.append(out.new_empty(b, p, space.n_senders, d))
+        k = out.shape[2]
+        outputs[0][:, :, filled[0] : filled[0] + k] = out
+        filled[0] += k
+
+    def deviation(rows: Tensor) -> Tensor:
+        """``sum_s rows[r, s] * (current - ablated output of sender s)``: ``[batch, pos, r, d]``
+        for ``rows`` ``[r, n]`` over the first ``n`` senders."""
+        n = rows.shape[1]
+        current = outputs[0][:, :, :n]  # each (batch, pos) an [n, d_model] matrix: no copy
+        out = rows.to(current.dtype) @ current
+        if reference is not None:
+            out = out - rows.to(reference.dtype) @ reference[:, :, :n]
+        return out
 
     def on_resid_pre(act, hook):
         layer = int(hook.name.split(".")[1])
         resid[layer] = act
         if layer == 0:
-            outputs.append(act[:, :, None])
+            record(act[:, :, None])
         return act
 
     def on_qkv(act, hook):
@@ -168,16 +186,14 @@ def ablated_metric(
             rows = mask[layer * space.receivers_per_layer : space.mlp_receiver(layer), :n]
             if not rows.any():
                 return act
-            delta = torch.einsum("bpsd,rs->bprd", deviation(n), rows)
-            b, p, _, d = delta.shape
-            x = resid[layer][:, :, None, None, :] - delta.view(b, p, 3, n_heads, d)
+            x = resid[layer][:, :, None, :] - deviation(rows)
             q, pending["k"], pending["v"] = qkv_from_inputs(model, layer, x)
             return q
         return pending.pop(channel, act)
 
     def on_z(act, hook):
         layer = int(hook.name.split(".")[1])
-        outputs.append(torch.einsum("bphd,hdm->bphm", act, model.blocks[layer].attn.W_O))
+        record(torch.einsum("bphd,hdm->bphm", act, model.blocks[layer].attn.W_O))
         return act
 
     def on_resid_mid(act, hook):
@@ -191,21 +207,21 @@ def ablated_metric(
         n = space.mlp_sender(layer)
         row = mask[space.mlp_receiver(layer), :n]
         if row.any():
-            x = resid[("mid", layer)] - torch.einsum("bpsd,s->bpd", deviation(n), row)
+            x = resid[("mid", layer)] - deviation(row[None])[:, :, 0]
             block = model.blocks[layer]
             recomputing.append(layer)
             try:
                 act = block.mlp(block.ln2(x))
             finally:
                 recomputing.clear()
-        outputs.append(act[:, :, None])
+        record(act[:, :, None])
         return act
 
     def on_final(act, hook):
         row = mask[space.logit_receiver]
         if not row.any():
             return act
-        return act - torch.einsum("bpsd,s->bpd", deviation(space.n_senders), row)
+        return act - deviation(row[None])[:, :, 0]
 
     hooks = []
     for layer in range(n_layers):

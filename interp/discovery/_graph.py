@@ -7,6 +7,9 @@ three separate edges from each sender, told apart by the edge's method: ``"EAP:q
 ``"EAP:v"`` (``qkv="split"``, the default, as auto-circuit counts edges); with ``qkv="sum"`` one
 edge per sender and head carries the sum of the three, method ``"EAP"``, and stands for all three
 channels. ``CircuitGraph.edge_weights()`` sums parallel edges, so both read the same there.
+Under grouped-query attention a key/value head is shared by the query heads of its group: its
+key and value edges are drawn into each of those heads (same weight), and ``extract`` counts
+such copies as one edge.
 """
 
 from __future__ import annotations
@@ -21,20 +24,21 @@ from ..result import Result
 from ._edges import CHANNELS, EdgeSpace
 
 
-def space_nodes(space: EdgeSpace) -> tuple[list[Node], list[Node]]:
-    """The sender node of each column and the receiver node of each row."""
+def space_nodes(space: EdgeSpace) -> tuple[list[Node], list[Node], list[Node]]:
+    """The sender node of each column, the receiver node of each non-head row (MLPs, then the
+    logits) and the head nodes ``[layer * n_heads + head]``."""
     heads = [
-        [Node("head", layer, index=h, label=f"L{layer}H{h}") for h in range(space.n_heads)]
+        Node("head", layer, index=h, label=f"L{layer}H{h}")
         for layer in range(space.n_layers)
+        for h in range(space.n_heads)
     ]
     mlps = [Node("mlp", layer, label=f"MLP{layer}") for layer in range(space.n_layers)]
     senders = [Node("token", label="input")]
-    receivers = []
     for layer in range(space.n_layers):
-        senders += heads[layer] + ([mlps[layer]] if space.has_mlp else [])
-        receivers += heads[layer] * 3 + ([mlps[layer]] if space.has_mlp else [])
-    receivers.append(Node("logit", layer=space.n_layers, label="logits"))
-    return senders, receivers
+        senders += heads[layer * space.n_heads : (layer + 1) * space.n_heads]
+        senders += [mlps[layer]] if space.has_mlp else []
+    others = (mlps if space.has_mlp else []) + [Node("logit", layer=space.n_layers, label="logits")]
+    return senders, others, heads
 
 
 def _space_of(scores: Result) -> EdgeSpace:
@@ -43,11 +47,14 @@ def _space_of(scores: Result) -> EdgeSpace:
         raise ValueError(
             "scores must be the [receiver, sender] Result of edge_scores (with its provenance)"
         )
-    return EdgeSpace(int(info["n_layers"]), int(info["n_heads"]), bool(info["has_mlp"]))
+    return EdgeSpace.from_provenance(info)
 
 
 def to_graph(scores: Result, *, qkv: str = "split") -> CircuitGraph:
     """The CircuitGraph of every scored edge: weight = score, method = the scoring method.
+
+    Under grouped-query attention a key or value edge into a key/value group is drawn once per
+    query head of the group (same weight; ``graph_edges_to_mask`` maps any of them back to it).
 
     Arguments:
         scores: the Result of ``edge_scores``.
@@ -57,51 +64,65 @@ def to_graph(scores: Result, *, qkv: str = "split") -> CircuitGraph:
         raise ValueError(f"qkv={qkv!r} is not accepted; use 'split' or 'sum'")
     space = _space_of(scores)
     method = scores.provenance.get("method", "EAP")
-    senders, receivers = space_nodes(space)
+    senders, others, heads = space_nodes(space)
     keys = {k: scores.provenance[k] for k in ("model", "task", "method", "ig_steps", "metric")}
     spec = keys["model"].get("spec", "") if isinstance(keys["model"], dict) else str(keys["model"])
     graph = CircuitGraph(
         metadata={
             **keys,
             "qkv": qkv,
-            "edge_space": dict(vars(space)),
+            "edge_space": space.provenance(),
             "n_layers": space.n_layers,
             "scan": spec,
         }
     )
     send_idx = torch.tensor(graph.add_nodes(senders))
-    recv_idx = torch.tensor(graph.add_nodes(receivers))
+    other_idx = torch.tensor(graph.add_nodes(others))
+    head_idx = torch.tensor(graph.add_nodes(heads))
     values = scores.values
-    is_head = torch.tensor([n.kind == "head" for n in receivers])
-    rows = torch.arange(len(receivers))
-    channel = torch.full((len(receivers),), -1)
-    for layer in range(space.n_layers):
-        for c, name in enumerate(CHANNELS):
-            start = space.head_receiver(layer, 0, name)
-            channel[start : start + space.n_heads] = c
+    other_rows = [space.mlp_receiver(la) for la in range(space.n_layers)] if space.has_mlp else []
+    other_rows = torch.tensor(other_rows + [space.logit_receiver])
+    # the row each (head, channel) reads through, heads in the order of ``heads``
+    head_rows = {
+        c: torch.tensor(
+            [
+                space.head_receiver(layer, h, c)
+                for layer in range(space.n_layers)
+                for h in range(space.n_heads)
+            ]
+        )
+        for c in CHANNELS
+    }
+    groups = [(values[other_rows], other_idx, method)]
     if qkv == "sum":
-        plain = ~is_head
-        groups = [(values[plain], rows[plain], method)]
-        for layer in range(space.n_layers):
-            start = space.head_receiver(layer, 0, "q")
-            h = space.n_heads
-            summed = values[start : start + h] + values[start + h : start + 2 * h]
-            summed = summed + values[start + 2 * h : start + 3 * h]
-            groups.append((summed, rows[start : start + h], method))
+        summed = sum(values[head_rows[c]] for c in CHANNELS)
+        groups.append((summed, head_idx, method))
     else:
-        groups = [(values[~is_head], rows[~is_head], method)]
-        groups += [
-            (values[channel == c], rows[channel == c], f"{method}:{name}")
-            for c, name in enumerate(CHANNELS)
-        ]
-    for block, block_rows, edge_method in groups:
+        groups += [(values[head_rows[c]], head_idx, f"{method}:{c}") for c in CHANNELS]
+    for block, block_nodes, edge_method in groups:
         r, s = (~block.isnan()).nonzero(as_tuple=True)
-        graph.add_edges(send_idx[s], recv_idx[block_rows[r]], block[r, s], edge_method)
+        graph.add_edges(send_idx[s], block_nodes[r], block[r, s], edge_method)
     return graph
 
 
 def graph_edges_to_mask(space: EdgeSpace, graph: CircuitGraph) -> Tensor:
     """Boolean ``[receiver, sender]`` of the edges in ``graph`` (see the module's layout)."""
+    s, r, keep = _edge_rows(space, graph)
+    mask = torch.zeros(space.n_receivers, space.n_senders, dtype=torch.bool)
+    mask[r[keep], s[:, None].expand(-1, 3)[keep]] = True
+    stray = mask & ~space.reads()
+    if stray.any():
+        rr, ss = stray.nonzero()[0].tolist()
+        raise ValueError(
+            f"the graph has an edge the model does not have (sender {ss} -> receiver {rr}): "
+            "a component reads only from earlier layers (an MLP also from its own layer's heads)"
+        )
+    return mask
+
+
+def _edge_rows(space: EdgeSpace, graph: CircuitGraph) -> tuple[Tensor, Tensor, Tensor]:
+    """Each graph edge's sender column ``[edge]``, receiver rows ``[edge, 3]`` and which of the
+    three rows it stands for ``[edge, 3]`` (one for a channel edge, all for a summed one)."""
     sender_of = torch.full((len(graph.nodes),), -1)
     row_of = torch.full((len(graph.nodes), 3), -1)
     for i, node in enumerate(graph.nodes):
@@ -141,17 +162,28 @@ def graph_edges_to_mask(space: EdgeSpace, graph: CircuitGraph) -> Tensor:
     if (r < 0).all(-1).any():
         bad = graph.nodes[int(dst[(r < 0).all(-1).nonzero()[0]])]
         raise ValueError(f"graph node {bad.node_id!r} cannot receive (the input only sends)")
-    keep = want & (r >= 0)
-    mask = torch.zeros(space.n_receivers, space.n_senders, dtype=torch.bool)
-    mask[r[keep], s[:, None].expand(-1, 3)[keep]] = True
-    stray = mask & ~space.reads()
-    if stray.any():
-        rr, ss = stray.nonzero()[0].tolist()
-        raise ValueError(
-            f"the graph has an edge the model does not have (sender {ss} -> receiver {rr}): "
-            "a component reads only from earlier layers (an MLP also from its own layer's heads)"
-        )
-    return mask
+    return s, r, want & (r >= 0)
+
+
+def _canonical_copies(graph: CircuitGraph) -> Tensor | None:
+    """For a graph of a grouped-query model: each edge's first copy (the same sender and key or
+    value head, drawn into another query head of the group); None when edges have no copies."""
+    info = graph.metadata.get("edge_space")
+    if not isinstance(info, dict) or graph.n_edges == 0:
+        return None
+    space = EdgeSpace.from_provenance(info)
+    if not space.grouped:
+        return None
+    s, r, keep = _edge_rows(space, graph)
+    single = keep.sum(-1) == 1  # summed q+k+v edges are one head's own
+    row = (r * keep).sum(-1)
+    ids = torch.arange(graph.n_edges)
+    key = torch.where(single, s * space.n_receivers + row, -1 - ids)
+    _, inverse = torch.unique(key, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), graph.n_edges).scatter_reduce(
+        0, inverse, ids, "amin"
+    )
+    return first[inverse]
 
 
 def _split(method: str) -> bool:
@@ -170,7 +202,8 @@ def extract(
     Arguments:
         graph: the graph of ``eap`` (or the Result of ``edge_scores``).
         threshold: keep edges whose score is at least this (|score| when ``absolute``).
-        top_n: keep the ``top_n`` highest-scoring edges instead (one of the two, not both).
+        top_n: keep the ``top_n`` highest-scoring edges instead (one of the two, not both); the
+            copies of a shared key/value edge (grouped-query attention) count as one.
         absolute: rank by |score| (default) or by signed score (keep the largest).
 
     Returns:
@@ -191,8 +224,16 @@ def extract(
         graph = to_graph(graph)
     w = graph.edge_weight.abs() if absolute else graph.edge_weight
     if top_n is not None:
-        keep = torch.zeros_like(w, dtype=torch.bool)
-        keep[w.topk(min(top_n, w.numel())).indices] = True
+        first = _canonical_copies(graph)
+        if first is not None:  # copies of a shared key/value edge count once
+            canonical = first == torch.arange(len(w))
+            ranked = w.masked_fill(~canonical, -math.inf)
+            chosen = torch.zeros_like(w, dtype=torch.bool)
+            chosen[ranked.topk(min(top_n, int(canonical.sum()))).indices] = True
+            keep = chosen[first]
+        else:
+            keep = torch.zeros_like(w, dtype=torch.bool)
+            keep[w.topk(min(top_n, w.numel())).indices] = True
     else:
         keep = w >= threshold
     out = _on_paths(graph, keep)
