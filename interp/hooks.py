@@ -99,9 +99,13 @@ def hook_name(model, site: str, layer: int | None = None) -> str:
     return check_hook(model, SITES[site].format(layer=int(layer)))
 
 
-def check_hook(model, name: str) -> str:
-    """Return ``name`` if the model has that hook point, else fail with the close matches."""
-    hooks = model.hook_dict
+def check_hook(model, name: str, hooks: dict | None = None) -> str:
+    """Return ``name`` if the model has that hook point, else fail with the close matches.
+
+    ``hooks``: the model's ``hook_dict``, when the caller checks many names (a TransformerBridge
+    rebuilds it on every access, ~40 ms on SmolLM2).
+    """
+    hooks = model.hook_dict if hooks is None else hooks
     if name in hooks:
         return name
     close = difflib.get_close_matches(name, list(hooks), n=5, cutoff=0.6)
@@ -135,9 +139,10 @@ def model_lock(model) -> threading.RLock:
 @contextmanager
 def scoped_hooks(model, fwd_hooks: Sequence[tuple[str, Callable]] = (), bwd_hooks=()) -> Iterator:
     """Attach hooks for the ``with`` block only, holding the model's lock; names are checked."""
-    for name, _ in [*fwd_hooks, *bwd_hooks]:
-        if isinstance(name, str):
-            check_hook(model, name)
+    named = [name for name, _ in [*fwd_hooks, *bwd_hooks] if isinstance(name, str)]
+    hooks = model.hook_dict if named else None
+    for name in named:
+        check_hook(model, name, hooks)
     fwd = [(n, _as_named(fn, n)) if isinstance(n, str) else (n, fn) for n, fn in fwd_hooks]
     bwd = [(n, _as_named(fn, n)) if isinstance(n, str) else (n, fn) for n, fn in bwd_hooks]
     with model_lock(model), model.hooks(fwd_hooks=fwd, bwd_hooks=bwd):
@@ -172,7 +177,8 @@ def run_with_cache(
     model, tokens: Tensor, names: Sequence[str], **kwargs
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Run ``model`` once, caching only the checked hook ``names``; returns ``(logits, cache)``."""
-    wanted = {check_hook(model, n) for n in names}
+    hooks = model.hook_dict
+    wanted = {check_hook(model, n, hooks) for n in names}
     cache: dict[str, Tensor] = {}
 
     def save(act, hook):
