@@ -12,6 +12,7 @@ forward passes included; ``interp``'s own hooked helpers take the same (re-entra
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -214,7 +215,37 @@ def site_axes() -> dict[str, tuple[str, ...]]:
     return dict(SITE_AXES)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+_SWEEPS: dict[tuple, Result] = {}  # finished sweeps, shared by sessions like st.cache_data
+_SWEEPS_LOCK = threading.Lock()
+
+
+def run_patching(*settings, on_progress=None) -> Result:
+    """Run ``interp.patching.patch_sweep`` for ``settings`` (see ``patching_result``), reporting
+    ``on_progress(done, total)``; the Result is kept for ``patching_result``. Not st.cache_data:
+    a cached function may not drive a progress bar drawn outside it."""
+    from interp.patching import patch_sweep
+    from interp.tasks import make_task
+
+    spec, device, task, n, site, by, direction, normalize = settings
+    model = get_model(spec, device)
+    with model_lock(model):
+        t = make_task(task, model, n=n)
+        result = patch_sweep(
+            model,
+            t,
+            site=site,
+            by=by,
+            direction=direction,
+            normalize=normalize,
+            progress=on_progress or False,
+        )
+    with _SWEEPS_LOCK:
+        while len(_SWEEPS) >= 32:
+            _SWEEPS.pop(next(iter(_SWEEPS)))
+        _SWEEPS[tuple(settings)] = result
+    return result
+
+
 def patching_result(
     spec: str,
     device: str,
@@ -225,16 +256,12 @@ def patching_result(
     direction: str,
     normalize: bool,
 ) -> Result:
-    """``interp.patching.patch_sweep`` of a shipped task (``n`` prompt pairs)."""
-    from interp.patching import patch_sweep
-    from interp.tasks import make_task
-
-    model = get_model(spec, device)
-    with model_lock(model):
-        t = make_task(task, model, n=n)
-        return patch_sweep(
-            model, t, site=site, by=by, direction=direction, normalize=normalize, progress=False
-        )
+    """``interp.patching.patch_sweep`` of a shipped task (``n`` prompt pairs), run once per
+    settings and kept."""
+    settings = (spec, device, task, n, site, by, direction, normalize)
+    with _SWEEPS_LOCK:
+        done = _SWEEPS.get(settings)
+    return done if done is not None else run_patching(*settings)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -92,7 +93,7 @@ def patch_sweep(
     normalize: bool = False,
     max_tokens: int = 32_768,
     engine: str = "auto",
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
 ) -> Result:
     """Patch ``site`` at every combination of the ``by`` axes and measure the task metric.
 
@@ -106,7 +107,8 @@ def patch_sweep(
         normalize: map the corrupted run to 0 and the clean run to 1.
         max_tokens: memory budget: rows x positions in one batched pass.
         engine: ``"resume"`` (HookedTransformer), ``"full"`` (any model) or ``"auto"``.
-        progress: show a progress bar.
+        progress: show a progress bar; or a function called with ``(done, total)`` patches as
+            the sweep goes (an app's progress bar).
 
     Returns:
         A Result with axes ``by``; ``provenance`` holds the clean and corrupted metric.
@@ -225,7 +227,11 @@ class _FullRunner:
         return 0
 
     def run(
-        self, patches: list[Patch], source_cache, target_score: float, progress: bool
+        self,
+        patches: list[Patch],
+        source_cache,
+        target_score: float,
+        progress: bool | Callable[[int, int], None],
     ) -> Tensor:
         values = torch.full((len(patches),), float("nan"))
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -236,10 +242,15 @@ class _FullRunner:
             else:
                 groups[(p.layer, start)].append(i)
         seq = self.target.shape[1]
+        report = progress if callable(progress) else None
         bar = tqdm(
-            total=len(patches), desc=f"patching {self.site}", disable=not progress, leave=False
+            total=len(patches),
+            desc=f"patching {self.site}",
+            disable=report is not None or not progress,
+            leave=False,
         )
-        bar.update(int((~values.isnan()).sum()))
+        done = int((~values.isnan()).sum())
+        bar.update(done)
         for (layer, start), idx in groups.items():
             per_chunk = max(1, self.max_tokens // (self.batch.batch * max(1, seq - start)))
             for k in range(0, len(idx), per_chunk):
@@ -248,6 +259,9 @@ class _FullRunner:
                 out = self.forward(layer, start, [patches[i] for i in chunk], src)
                 values[chunk] = self.score(out, len(chunk)).cpu()
                 bar.update(len(chunk))
+                done += len(chunk)
+                if report is not None:
+                    report(done, len(patches))
         bar.close()
         return values
 

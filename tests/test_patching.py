@@ -164,3 +164,18 @@ def test_nan_metric_is_an_error(induction_model, task):
     batch.per_prompt = lambda logits: torch.full(logits.shape[:2], float("nan"))
     with pytest.raises(FloatingPointError, match="NaN"):
         patch_sweep(induction_model, batch, "resid_pre", progress=False)
+
+
+def test_progress_callback_follows_the_sweep(induction_model):
+    from interp.patching import patch_sweep
+    from interp.tasks import induction_task
+
+    seen = []
+    patch_sweep(
+        induction_model,
+        induction_task(induction_model, n=2, period=6),
+        "z",
+        ("layer", "head"),
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen and seen[-1] == (8, 8) and all(a <= b for (a, _), (b, _) in zip(seen, seen[1:]))

@@ -110,8 +110,13 @@ with st.expander("The first prompt pair", expanded=False):
 if st.button("Run sweep", type="primary", key="run_sweep"):
     bar = st.progress(0.0, text="building the task and the baseline...")
     try:
-        bar.progress(0.2, text=f"patching {ss['site']} by {ss['by']}...")
-        R.patching_result(*settings)
+        label = f"patching {ss['site']} by {ss['by']}"
+        bar.progress(0.0, text=f"{label}...")
+
+        def follow(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"{label}: {done} of {total} patches")
+
+        R.run_patching(*settings, on_progress=follow)
         bar.progress(1.0, text="done")
         ss["patch_ran"] = settings
     except Exception as err:

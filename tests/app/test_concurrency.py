@@ -34,7 +34,7 @@ def test_sessions_on_one_cached_model_never_see_each_others_hooks():
     model = R.get_model(SPEC, DEVICE)
     assert R.get_model(SPEC, DEVICE) is model  # one model per process
     patch, view, patterns = (
-        _fresh(R.patching_result),
+        R.run_patching,  # computes every call
         _fresh(R.prompt_view),
         _fresh(R.attention_patterns),
     )
