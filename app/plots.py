@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -123,8 +125,16 @@ def selected_node(event) -> str | None:
     return None
 
 
+@functools.cache
 def can_draw_png() -> bool:
-    """Plotly draws PNG files through kaleido, an optional package."""
+    """Plotly draws PNG files through kaleido, which drives a local Chrome or Chromium; tried
+    once per process on a tiny figure."""
     import importlib.util
 
-    return importlib.util.find_spec("kaleido") is not None
+    if importlib.util.find_spec("kaleido") is None:
+        return False
+    try:
+        go.Figure().to_image(format="png", width=10, height=10)
+    except Exception:
+        return False
+    return True
