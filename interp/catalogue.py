@@ -73,8 +73,13 @@ RECIPES: dict[str, Recipe] = {
         task_args={"n": 8, "period": 12, "seed": 0},
         title="Induction in SmolLM2-135M (heads)",
         method="EAP",
-        top_n=60,
-        notes="Induction heads in layers 17-18 (L18H6, L17H3, L17H4 ...).",
+        top_n=150,
+        notes=(
+            "Holds the induction heads L17H4 and L18H6, but is not faithful under resample "
+            "ablation (about 0): induction in SmolLM2 does not compress into a small edge "
+            "circuit (resample faithfulness stays below 0.1 up to 3000 of 70,651 edges, with "
+            "EAP and EAP-IG alike)."
+        ),
     ),
     "ioi-smollm2": Recipe(
         model="smollm2-135m",
@@ -82,8 +87,12 @@ RECIPES: dict[str, Recipe] = {
         task_args={"n": 16},
         title="Indirect object identification in SmolLM2-135M (heads)",
         method="EAP",
-        top_n=80,
-        notes="SmolLM2 solves the IOI template (24/24 correct, logit difference 4.5).",
+        top_n=1000,
+        notes=(
+            "SmolLM2 solves the IOI template (24/24 correct, logit difference 4.5). Resample "
+            "faithfulness grows with size: 0.07 at 52 edges, 0.31 at 235, 0.61 at 892, 0.67 "
+            "at 2914 of 70,651."
+        ),
     ),
 }
 
