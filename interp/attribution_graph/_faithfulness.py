@@ -25,6 +25,7 @@ from ..dictionaries._evaluate import check_transcoders
 from ..hooks import hook_name, run_with_cache, scoped_hooks
 from ..result import Result
 from ._core import _in_hook, prompt_tokens
+from ._graph import _model_name
 from ._intervene import _decode
 
 FEATURE_ABLATIONS = ("zero", "mean", "resample")
@@ -94,8 +95,22 @@ def feature_faithfulness(
     ids = graph.metadata.get("token_ids")
     if ids is None:
         raise ValueError("graph.metadata has no 'token_ids': pass a graph from attribution_graph")
+    made_for = graph.metadata.get("model")
+    if made_for is not None and made_for != _model_name(model):
+        raise ValueError(
+            f"the graph was made on model {made_for!r}, not {_model_name(model)!r}: load that model"
+        )
     tokens = torch.as_tensor(ids, device=model.cfg.device)
     n_pos = tokens.numel()
+    widths = {la: tc.W_enc.shape[1] for la, tc in transcoders.items()}
+    for node in graph.nodes:
+        if node.kind == "feature" and not (
+            node.layer in widths and 0 <= node.index < widths[node.layer] and node.pos < n_pos
+        ):
+            raise ValueError(
+                f"graph node {node.node_id} does not fit these transcoders (layers "
+                f"{sorted(widths)}, widths {sorted(set(widths.values()))}) or the prompt"
+            )
     keep = {
         la: torch.zeros(n_pos, tc.W_enc.shape[1], dtype=torch.bool, device=tc.W_enc.device)
         for la, tc in transcoders.items()
