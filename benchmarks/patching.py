@@ -22,42 +22,7 @@ import resource
 import time
 
 import torch
-
-
-def gpt2_small_shape(seed: int = 0):
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    torch.manual_seed(seed)
-    cfg = HookedTransformerConfig(
-        n_layers=12,
-        d_model=768,
-        n_heads=12,
-        d_head=64,
-        d_mlp=3072,
-        d_vocab=50257,
-        n_ctx=1024,
-        act_fn="gelu_new",
-        normalization_type="LN",
-        seed=seed,
-        device="cpu",
-    )
-    model = HookedTransformer(cfg)
-    model.eval()
-    return model
-
-
-def make_task(model, seq: int, n_prompts: int, seed: int = 0):
-    from interp.tasks import Task
-
-    gen = torch.Generator().manual_seed(seed)
-    clean = torch.randint(1, model.cfg.d_vocab, (n_prompts, seq), generator=gen)
-    corrupted = clean.clone()
-    corrupted[:, : seq // 2] = torch.randint(
-        1, model.cfg.d_vocab, (n_prompts, seq // 2), generator=gen
-    )
-    answers = torch.randint(1, model.cfg.d_vocab, (n_prompts,), generator=gen)
-    wrong = torch.randint(1, model.cfg.d_vocab, (n_prompts,), generator=gen)
-    return Task(clean, corrupted, answers, wrong, metric="logit_diff", name="random tokens")
+from _models import gpt2_small_shape, make_task
 
 
 def matmul_rate(seconds: float = 2.0) -> float:
