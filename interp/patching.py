@@ -302,7 +302,14 @@ class _SitePatch:
 
 
 class _ResumeRunner(_FullRunner):
-    """Resume each patched run at its layer and earliest position; only the answer is unembedded."""
+    """Resume each patched run at its layer and earliest position; only the answer is unembedded.
+
+    Patches that start at the same position run as one *wave* through the layers: a patch at layer
+    ``L`` joins the batch at block ``L`` and rides along with the patches of earlier layers from
+    there on. Each row still computes only the blocks after its own patch, but every block runs
+    once per wave on one large batch instead of once per layer on a small one, which keeps the
+    matrix multiplies near their peak rate and the per-call overhead small.
+    """
 
     def __init__(self, model, batch: TaskBatch, target: Tensor, site: str, names, max_tokens: int):
         super().__init__(model, batch, target, site, names, max_tokens)
@@ -332,36 +339,105 @@ class _ResumeRunner(_FullRunner):
     def start(self, patch: Patch) -> int:
         return 0 if patch.pos is None else patch.pos
 
-    def forward(self, layer: int, start: int, patches: list[Patch], src: Tensor) -> Tensor:
-        model, reps, b = self.model, len(patches), self.batch.batch
-
-        def write(act):
-            for n, patch in enumerate(patches):
-                _write(self.site, act, src, slice(n * b, (n + 1) * b), patch, start)
-
-        x = self.resid[layer][:, start:].repeat(reps, 1, 1)
-        prefix = None
-        if start > 0:
-            prefix = [None] * layer + [
-                (
-                    self.keys[i][:, :start].repeat(reps, 1, 1, 1),
-                    self.values[i][:, :start].repeat(reps, 1, 1, 1),
-                )
-                for i in range(layer, model.cfg.n_layers)
-            ]
-        with model_lock(model):
-            if self.single_position and all(p.pos is not None for p in patches):
-                x = self._skip_layer(layer, start, patches, src)
-                x = (
-                    forward.resume(model, x, layer + 1, start, prefix)
-                    if layer + 1 < model.cfg.n_layers
-                    else x
-                )
+    def run(
+        self,
+        patches: list[Patch],
+        source_cache,
+        target_score: float,
+        progress: bool | Callable[[int, int], None],
+    ) -> Tensor:
+        values = torch.full((len(patches),), float("nan"))
+        by_start: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for i, p in enumerate(patches):
+            start = self.start(p)
+            if start > self.batch.answer_pos:
+                values[i] = target_score  # causally cannot reach the answer position
             else:
-                x = forward.resume(model, x, layer, start, prefix, _SitePatch(self.site, write))
+                by_start[start][p.layer].append(i)
+        seq = self.target.shape[1]
+        report = progress if callable(progress) else None
+        bar = tqdm(
+            total=len(patches),
+            desc=f"patching {self.site}",
+            disable=report is not None or not progress,
+            leave=False,
+        )
+        done = int((~values.isnan()).sum())
+        bar.update(done)
+        for start, layers in sorted(by_start.items()):
+            tokens = sum(map(len, layers.values())) * self.batch.batch * (seq - start)
+            n_waves = min(-(-tokens // self.max_tokens), max(map(len, layers.values())))
+            for w in range(n_waves):
+                parts = {
+                    layer: idx[w * len(idx) // n_waves : (w + 1) * len(idx) // n_waves]
+                    for layer, idx in sorted(layers.items())
+                }
+                wave = {layer: part for layer, part in parts.items() if part}
+                if not wave:
+                    continue
+                order, resid = self._wave(start, wave, patches, source_cache)
+                values[order] = self.score(resid, len(order)).cpu()
+                bar.update(len(order))
+                done += len(order)
+                if report is not None:
+                    report(done, len(patches))
+        bar.close()
+        return values
+
+    def _wave(
+        self, start: int, wave: dict[int, list[int]], patches: list[Patch], source_cache
+    ) -> tuple[list[int], Tensor]:
+        """Run the patches of ``wave`` (layer -> patch indices, all starting at ``start``).
+
+        Returns the patch indices in row order and their final normalised residual stream at the
+        answer position.
+        """
+        model = self.model
+        x: Tensor | None = None
+        order: list[int] = []
+        with model_lock(model):
+            for layer in range(min(wave), model.cfg.n_layers):
+                new = [patches[i] for i in wave.get(layer, ())]
+                src = source_cache[self.names[layer]] if new else None
+                skip = self.single_position and all(p.pos is not None for p in new)
+                patch = forward._no_patch
+                if new and skip:
+                    if x is not None:
+                        x = forward.block(model, layer, x, start, self._prefix(layer, x), patch)
+                    x = _cat(x, self._skip_layer(layer, start, new, src))
+                else:
+                    if new:
+                        rows = 0 if x is None else x.shape[0]
+                        fresh = self.resid[layer][:, start:].repeat(len(new), 1, 1)
+                        x = _cat(x, fresh)
+                        patch = _SitePatch(self.site, self._writer(new, src, start, rows))
+                    if x is not None:
+                        x = forward.block(model, layer, x, start, self._prefix(layer, x), patch)
+                order += wave.get(layer, [])
             at = self.batch.answer_pos - start
             final = x[:, at : at + 1]
-            return (model.ln_final(final) if hasattr(model, "ln_final") else final)[:, 0]
+            return order, (model.ln_final(final) if hasattr(model, "ln_final") else final)[:, 0]
+
+    def _writer(self, new: list[Patch], src: Tensor, start: int, rows: int):
+        b = self.batch.batch
+
+        def write(act):
+            for n, patch in enumerate(new):
+                row = rows + n * b
+                _write(self.site, act, src, slice(row, row + b), patch, start)
+
+        return write
+
+    def _prefix(self, layer: int, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        """The target run's keys and values of positions before ``x``'s, one copy per row."""
+        start = self.resid[layer].shape[1] - x.shape[1]
+        if start == 0:
+            return None
+        reps = x.shape[0] // self.batch.batch
+        return (
+            self.keys[layer][:, :start].repeat(reps, 1, 1, 1),
+            self.values[layer][:, :start].repeat(reps, 1, 1, 1),
+        )
 
     def _skip_layer(self, layer: int, pos: int, patches: list[Patch], src: Tensor) -> Tensor:
         """Residual stream after ``layer`` at positions ``pos..`` for z patches at ``pos``.
@@ -373,16 +449,21 @@ class _ResumeRunner(_FullRunner):
         model, reps = self.model, len(patches)
         w_o = model.blocks[layer].attn.W_O  # head d_head d_model
         diff = src[:, pos] - self.z[layer][:, pos]  # batch head d_head
-        deltas = []
-        for patch in patches:
-            heads = slice(None) if patch.head is None else slice(patch.head, patch.head + 1)
-            deltas.append(torch.einsum("bhd,hdm->bm", diff[:, heads], w_o[heads]))
-        mid = self.mid[layer][:, pos].repeat(reps, 1) + torch.cat(deltas)  # reps*batch d_model
+        if all(p.head is not None for p in patches):  # one head each: all heads in one product
+            per_head = torch.einsum("bhd,hdm->hbm", diff, w_o)
+            delta = per_head[[p.head for p in patches]].reshape(reps * diff.shape[0], -1)
+        else:
+            delta = torch.cat([torch.einsum("bhd,hdm->bm", diff, w_o)] * reps)
+        mid = self.mid[layer][:, pos].repeat(reps, 1) + delta  # reps*batch d_model
         blk = model.blocks[layer]
         post = mid + forward.mlp(model, layer, blk.ln2(mid[:, None]))[:, 0]
-        x = self.post[layer][:, pos:].repeat(reps, 1, 1).clone()
+        x = self.post[layer][:, pos:].repeat(reps, 1, 1)
         x[:, 0] = post
         return x
 
     def score(self, resid: Tensor, n: int) -> Tensor:
         return self.batch.score_resid(resid.view(n, self.batch.batch, -1), self.model)
+
+
+def _cat(x: Tensor | None, new: Tensor) -> Tensor:
+    return new if x is None else torch.cat([x, new])

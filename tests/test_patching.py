@@ -179,3 +179,52 @@ def test_progress_callback_follows_the_sweep(induction_model):
         progress=lambda done, total: seen.append((done, total)),
     )
     assert seen and seen[-1] == (8, 8) and all(a <= b for (a, _), (b, _) in zip(seen, seen[1:]))
+
+
+def _llama_like(n_layers: int = 4):
+    """Rotary, grouped-query attention, RMSNorm and a gated MLP, as in SmolLM2, but tiny."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    torch.manual_seed(1)
+    cfg = HookedTransformerConfig(
+        n_layers=n_layers,
+        d_model=32,
+        n_heads=4,
+        n_key_value_heads=2,
+        d_head=8,
+        d_mlp=64,
+        n_ctx=16,
+        d_vocab=50,
+        act_fn="silu",
+        gated_mlp=True,
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        rotary_dim=8,
+        seed=1,
+    )
+    return HookedTransformer(cfg).eval()
+
+
+@pytest.mark.parametrize("max_tokens", [32_768, 40, 1])
+@pytest.mark.parametrize(
+    ("site", "by", "reference"),
+    [REFERENCE[0], REFERENCE[3], REFERENCE[4], REFERENCE[5], REFERENCE[8], REFERENCE[9]],
+    ids=lambda x: getattr(x, "__name__", str(x)),
+)
+def test_waves_through_a_deeper_llama_like_model_equal_transformer_lens(
+    site, by, reference, max_tokens
+):
+    """Patches of every layer share one pass per start position (a wave); a small memory budget
+    splits the wave. Either way the numbers are TransformerLens's."""
+    model = _llama_like()
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.randint(0, 50, (2, 10), generator=gen)
+    corrupted = clean.clone()
+    corrupted[:, :4] = torch.randint(0, 50, (2, 4), generator=gen)
+    task = Task(clean, corrupted, torch.tensor([3, 7]), torch.tensor([5, 9]), metric="logit_diff")
+    batch = task.tokens(model)
+    _, clean_cache = model.run_with_cache(batch.clean)
+    expected = reference(model, batch.corrupted, clean_cache, batch.tl_metric())
+    ours = patch_sweep(model, task, site, by, max_tokens=max_tokens, progress=False)
+    assert ours.provenance["engine"] == "resume"
+    assert (ours.values - expected).abs().max().item() <= TOL
