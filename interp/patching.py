@@ -11,6 +11,8 @@ the cached residual stream of the target run, computing only the positions at an
 earliest patched position: the earlier positions cannot change (attention is causal), so their
 keys and values are read from the target run through a frozen KV cache. Only the answer position
 is unembedded. Patches after the answer position cannot change the metric and are not run.
+Patches that start at the same position share one pass through the layers (a wave): each
+joins the batch at its own layer, so every block runs on one large batch.
 """
 
 from __future__ import annotations
