@@ -1,6 +1,6 @@
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from tiny_models import tiny_model
 
 from interp.attribution import attribution_patch
 from interp.patching import patch_sweep
@@ -9,19 +9,7 @@ from interp.tasks import Task, induction_task
 
 def test_exact_where_the_metric_is_linear_in_the_activation():
     # no final norm: the logits, and so the logit difference, are linear in the last MLP's output
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=32,
-        n_ctx=16,
-        d_head=8,
-        n_heads=4,
-        d_vocab=13,
-        d_mlp=64,
-        act_fn="gelu",
-        normalization_type=None,
-        seed=1,
-    )
-    model = HookedTransformer(cfg)
+    model = tiny_model(1, d_vocab=13, normalization_type=None)
     gen = torch.Generator().manual_seed(0)
     task = Task(
         torch.randint(0, 13, (2, 6), generator=gen),

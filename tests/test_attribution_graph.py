@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from tiny_models import tiny_model
+from transformer_lens import HookedTransformer
 
 from interp.attribution_graph import attribution_graph, intervene, prepare
 from interp.dictionaries import new_transcoder
@@ -28,24 +29,9 @@ def one_thread():
 
 
 def tiny(norm: str, pos: str, seed: int = 0) -> HookedTransformer:
-    torch.manual_seed(seed)
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=32,
-        n_heads=4,
-        d_head=8,
-        d_mlp=64,
-        n_ctx=16,
-        d_vocab=50,
-        act_fn="gelu",
-        normalization_type=norm,
-        positional_embedding_type=pos,
-        dtype=torch.float64,
-        seed=seed,
+    return tiny_model(
+        seed, normalization_type=norm, positional_embedding_type=pos, dtype=torch.float64
     )
-    model = HookedTransformer(cfg)
-    model.eval()
-    return model
 
 
 def random_transcoders(model, d_sae: int = 48, seed: int = 0) -> dict:

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from tiny_models import tiny_model
 
 from interp.dictionaries import (
     TranscoderTrainConfig,
@@ -43,20 +43,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tiny():
-    torch.manual_seed(0)
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=32,
-        n_heads=4,
-        d_head=8,
-        d_mlp=64,
-        n_ctx=16,
-        d_vocab=50,
-        act_fn="gelu",
-        normalization_type="LN",
-        seed=0,
-    )
-    return HookedTransformer(cfg).eval()
+    return tiny_model(0, normalization_type="LN")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,9 @@ import re
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from tiny_models import LLAMA_LIKE
+from tiny_models import tiny_model as _tiny_model
+from transformer_lens import HookedTransformer
 
 from interp.circuit_graph import CircuitGraph, Node
 from interp.discovery import acdc, eap, edge_scores, extract, faithfulness, to_graph
@@ -37,46 +39,12 @@ EDGES = [
 
 
 def tiny_model(norm: str, seed: int = 0) -> HookedTransformer:
-    torch.manual_seed(seed)
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=32,
-        n_heads=4,
-        d_head=8,
-        d_mlp=64,
-        n_ctx=16,
-        d_vocab=50,
-        act_fn="gelu",
-        normalization_type=norm,
-        seed=seed,
-    )
-    model = HookedTransformer(cfg)
-    model.eval()
-    return model
+    return _tiny_model(seed, normalization_type=norm)
 
 
 def tiny_gqa_model(seed: int = 0) -> HookedTransformer:
     """Llama-like: 4 query heads reading 2 key/value heads, RMSNorm, rotary, gated SiLU MLP."""
-    torch.manual_seed(seed)
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=32,
-        n_heads=4,
-        n_key_value_heads=2,
-        d_head=8,
-        d_mlp=64,
-        n_ctx=16,
-        d_vocab=50,
-        act_fn="silu",
-        gated_mlp=True,
-        normalization_type="RMS",
-        positional_embedding_type="rotary",
-        rotary_dim=8,
-        seed=seed,
-    )
-    model = HookedTransformer(cfg)
-    model.eval()
-    return model
+    return _tiny_model(seed, **LLAMA_LIKE)
 
 
 def tiny_task(batch: int = 3, pos: int = 8, seed: int = 1) -> Task:

@@ -3,6 +3,7 @@
 import pytest
 import torch
 import transformer_lens.patching as tlp
+from tiny_models import LLAMA_LIKE, tiny_model
 
 from interp import load_model
 from interp.heads import previous_token_scores
@@ -181,30 +182,6 @@ def test_progress_callback_follows_the_sweep(induction_model):
     assert seen and seen[-1] == (8, 8) and all(a <= b for (a, _), (b, _) in zip(seen, seen[1:]))
 
 
-def _llama_like(n_layers: int = 4):
-    """Rotary, grouped-query attention, RMSNorm and a gated MLP, as in SmolLM2, but tiny."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    torch.manual_seed(1)
-    cfg = HookedTransformerConfig(
-        n_layers=n_layers,
-        d_model=32,
-        n_heads=4,
-        n_key_value_heads=2,
-        d_head=8,
-        d_mlp=64,
-        n_ctx=16,
-        d_vocab=50,
-        act_fn="silu",
-        gated_mlp=True,
-        normalization_type="RMS",
-        positional_embedding_type="rotary",
-        rotary_dim=8,
-        seed=1,
-    )
-    return HookedTransformer(cfg).eval()
-
-
 @pytest.mark.parametrize("max_tokens", [32_768, 40, 1])
 @pytest.mark.parametrize(
     ("site", "by", "reference"),
@@ -216,7 +193,7 @@ def test_waves_through_a_deeper_llama_like_model_equal_transformer_lens(
 ):
     """Patches of every layer share one pass per start position (a wave); a small memory budget
     splits the wave. Either way the numbers are TransformerLens's."""
-    model = _llama_like()
+    model = tiny_model(1, n_layers=4, **LLAMA_LIKE)
     gen = torch.Generator().manual_seed(0)
     clean = torch.randint(0, 50, (2, 10), generator=gen)
     corrupted = clean.clone()

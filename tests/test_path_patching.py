@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from tiny_models import tiny_model
 
 from interp.patching import patch_sweep
 from interp.path_patching import path_patch_sweep
@@ -10,21 +10,7 @@ from interp.tasks import Task
 
 
 def tiny(attn_only=False, n_layers=3, seed=0):
-    cfg = HookedTransformerConfig(
-        n_layers=n_layers,
-        d_model=32,
-        n_ctx=16,
-        d_head=8,
-        n_heads=3,
-        d_vocab=11,
-        d_mlp=64,
-        act_fn="gelu",
-        attn_only=attn_only,
-        seed=seed,
-    )
-    model = HookedTransformer(cfg)
-    model.eval()
-    return model
+    return tiny_model(seed, n_layers=n_layers, n_heads=3, d_vocab=11, attn_only=attn_only)
 
 
 def tiny_task(seed=0):
