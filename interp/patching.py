@@ -235,15 +235,14 @@ class _FullRunner:
         target_score: float,
         progress: bool | Callable[[int, int], None],
     ) -> Tensor:
+        """The metric after each patch; patches in batches of ``batches``, with progress."""
         values = torch.full((len(patches),), float("nan"))
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        pending = []
         for i, p in enumerate(patches):
-            start = self.start(p)
-            if start > self.batch.answer_pos:
+            if self.start(p) > self.batch.answer_pos:
                 values[i] = target_score  # causally cannot reach the answer position
             else:
-                groups[(p.layer, start)].append(i)
-        seq = self.target.shape[1]
+                pending.append(i)
         report = progress if callable(progress) else None
         bar = tqdm(
             total=len(patches),
@@ -251,21 +250,30 @@ class _FullRunner:
             disable=report is not None or not progress,
             leave=False,
         )
-        done = int((~values.isnan()).sum())
+        done = len(patches) - len(pending)
         bar.update(done)
-        for (layer, start), idx in groups.items():
-            per_chunk = max(1, self.max_tokens // (self.batch.batch * max(1, seq - start)))
+        for idx, scores in self.batches(patches, pending, source_cache):
+            values[idx] = scores.cpu()
+            bar.update(len(idx))
+            done += len(idx)
+            if report is not None:
+                report(done, len(patches))
+        bar.close()
+        return values
+
+    def batches(self, patches: list[Patch], pending: list[int], source_cache):
+        """Yield ``(patch indices, their metric)``: patches of one layer in chunks, each chunk a
+        batched full forward pass."""
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i in pending:
+            groups[patches[i].layer].append(i)
+        per_chunk = max(1, self.max_tokens // (self.batch.batch * self.target.shape[1]))
+        for layer, idx in groups.items():
             for k in range(0, len(idx), per_chunk):
                 chunk = idx[k : k + per_chunk]
                 src = source_cache[self.names[layer]]
-                out = self.forward(layer, start, [patches[i] for i in chunk], src)
-                values[chunk] = self.score(out, len(chunk)).cpu()
-                bar.update(len(chunk))
-                done += len(chunk)
-                if report is not None:
-                    report(done, len(patches))
-        bar.close()
-        return values
+                out = self.forward(layer, [patches[i] for i in chunk], src)
+                yield chunk, self.score(out, len(chunk))
 
     def score(self, logits: Tensor, n: int) -> Tensor:
         return self.batch.score(logits.view(n, self.batch.batch, -1))
@@ -280,7 +288,7 @@ class _FullRunner:
 
         return hook
 
-    def forward(self, layer: int, start: int, patches: list[Patch], src: Tensor) -> Tensor:
+    def forward(self, layer: int, patches: list[Patch], src: Tensor) -> Tensor:
         tokens = self.target.repeat(len(patches), 1)
         hook = self._hook(patches, src, 0)
         with scoped_hooks(self.model, [(self.names[layer], hook)]):
@@ -341,31 +349,12 @@ class _ResumeRunner(_FullRunner):
     def start(self, patch: Patch) -> int:
         return 0 if patch.pos is None else patch.pos
 
-    def run(
-        self,
-        patches: list[Patch],
-        source_cache,
-        target_score: float,
-        progress: bool | Callable[[int, int], None],
-    ) -> Tensor:
-        values = torch.full((len(patches),), float("nan"))
+    def batches(self, patches: list[Patch], pending: list[int], source_cache):
+        """Yield ``(patch indices, their metric)``, a wave at a time (see the class)."""
         by_start: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
-        for i, p in enumerate(patches):
-            start = self.start(p)
-            if start > self.batch.answer_pos:
-                values[i] = target_score  # causally cannot reach the answer position
-            else:
-                by_start[start][p.layer].append(i)
+        for i in pending:
+            by_start[self.start(patches[i])][patches[i].layer].append(i)
         seq = self.target.shape[1]
-        report = progress if callable(progress) else None
-        bar = tqdm(
-            total=len(patches),
-            desc=f"patching {self.site}",
-            disable=report is not None or not progress,
-            leave=False,
-        )
-        done = int((~values.isnan()).sum())
-        bar.update(done)
         for start, layers in sorted(by_start.items()):
             tokens = sum(map(len, layers.values())) * self.batch.batch * (seq - start)
             n_waves = min(-(-tokens // self.max_tokens), max(map(len, layers.values())))
@@ -375,16 +364,9 @@ class _ResumeRunner(_FullRunner):
                     for layer, idx in sorted(layers.items())
                 }
                 wave = {layer: part for layer, part in parts.items() if part}
-                if not wave:
-                    continue
-                order, resid = self._wave(start, wave, patches, source_cache)
-                values[order] = self.score(resid, len(order)).cpu()
-                bar.update(len(order))
-                done += len(order)
-                if report is not None:
-                    report(done, len(patches))
-        bar.close()
-        return values
+                if wave:
+                    order, resid = self._wave(start, wave, patches, source_cache)
+                    yield order, self.score(resid, len(order))
 
     def _wave(
         self, start: int, wave: dict[int, list[int]], patches: list[Patch], source_cache
