@@ -15,7 +15,9 @@ Figures (targets from issue #6):
   HTML and the prompt's token strip, computed directly (target <= 1 s), and the Attention page's
   whole script run in AppTest with cold data caches;
 - with ``--browser``: a ``streamlit run`` server, warmed by one visit, then the time from opening
-  the URL in Chromium to the atlas chart drawn, and to the attention view drawn.
+  the URL in Chromium to the atlas chart drawn, and to the attention view drawn; beside it, the
+  same for a bare Streamlit page holding one small plotly chart, the least a page like the
+  atlas can cost in that browser.
 
 Each figure is the median of ``--repeat`` runs; nothing here asserts a time.
 """
@@ -23,11 +25,13 @@ Each figure is the median of ``--repeat`` runs; nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import warnings
@@ -131,21 +135,33 @@ def R_models() -> list[str]:
     return state.model_options()
 
 
-def browser(args) -> dict[str, float]:
-    from playwright.sync_api import sync_playwright
+# the least any Streamlit page with a plotly chart costs in the browser: the reference the app's
+# first page is measured against
+BARE_PAGE = """
+import plotly.graph_objects as go
+import streamlit as st
 
+st.sidebar.selectbox("model", ["a", "b"])
+st.title("bare page")
+st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2], mode="markers")))
+"""
+
+
+@contextlib.contextmanager
+def server(script: Path, env: dict):
+    """A ``streamlit run`` server of ``script`` on a free port; yields its URL once healthy."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [
-        sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+        sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
         "--server.port", str(port), "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
-    env = dict(os.environ, INTERP_APP_MODEL=args.model, PYTHONPATH=str(ROOT))
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=dict(os.environ, **env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
-    out = {}
     try:
         for _ in range(300):
             try:
@@ -153,38 +169,56 @@ def browser(args) -> dict[str, float]:
                 break
             except OSError:
                 time.sleep(0.2)
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-        with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
-            # one browser context: its HTTP cache keeps Streamlit's and plotly's JavaScript, as
-            # a returning user's browser does; every visit is still a new app session
-            context = b.new_context(viewport={"width": 1400, "height": 1000})
-
-            def visit(path: str, selector: str, frame: bool = False) -> float:
-                page = context.new_page()
-                start = time.perf_counter()
-                page.goto(url + path)
-                if frame:
-                    page.frame_locator("iframe").first.locator(selector).wait_for(timeout=120_000)
-                else:
-                    page.locator(selector).first.wait_for(timeout=120_000)
-                took = time.perf_counter() - start
-                page.close()
-                return took
-
-            out["browser: first visit (server imports, model load, empty cache) (s)"] = visit(
-                "/", ".js-plotly-plot .scatterlayer .point"
-            )
-            out["browser: new session, model loaded: atlas chart drawn (s)"] = statistics.median(
-                visit("/", ".js-plotly-plot .scatterlayer .point") for _ in range(args.repeat)
-            )
-            out["browser: new session: attention token view drawn (s)"] = statistics.median(
-                visit("/attention", "#tok-1", frame=True) for _ in range(args.repeat)
-            )
-            b.close()
+        yield url
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def browser(args) -> dict[str, float]:
+    from playwright.sync_api import sync_playwright
+
+    out = {}
+    chart = ".js-plotly-plot .scatterlayer .point"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        # one browser context: its HTTP cache keeps Streamlit's and plotly's JavaScript, as a
+        # returning user's browser does; every visit is still a new app session
+        context = b.new_context(viewport={"width": 1400, "height": 1000})
+
+        def visit(url: str, selector: str, frame: bool = False) -> float:
+            page = context.new_page()
+            start = time.perf_counter()
+            page.goto(url)
+            if frame:
+                page.frame_locator("iframe").first.locator(selector).wait_for(timeout=120_000)
+            else:
+                page.locator(selector).first.wait_for(timeout=120_000)
+            took = time.perf_counter() - start
+            page.close()
+            return took
+
+        def median_visit(url: str, selector: str, frame: bool = False) -> float:
+            return statistics.median(visit(url, selector, frame) for _ in range(args.repeat))
+
+        bare = Path(tmp) / "bare.py"
+        bare.write_text(BARE_PAGE)
+        with server(bare, {}) as url:
+            visit(url, chart)  # the browser's cache, as for the app below
+            out["browser: bare Streamlit page with one plotly chart, drawn (s)"] = median_visit(
+                url, chart
+            )
+        env = {"INTERP_APP_MODEL": args.model, "PYTHONPATH": str(ROOT)}
+        with server(APP, env) as url:
+            out["browser: first visit (server imports, model load) (s)"] = visit(url, chart)
+            out["browser: new session, model loaded: atlas chart drawn (s)"] = median_visit(
+                url, chart
+            )
+            out["browser: new session: attention token view drawn (s)"] = median_visit(
+                url + "/attention", "#tok-1", frame=True
+            )
+        b.close()
     return out
 
 
