@@ -51,3 +51,35 @@ def test_bad_arguments(induction_model, setup):
         feature_faithfulness(induction_model, tcs, other, ablations=("zero",))
     with pytest.raises(ValueError, match="token_ids"):
         feature_faithfulness(induction_model, tcs, CircuitGraph(), ablations=("zero",))
+
+
+def test_bridge_gives_the_hooked_transformers_graph_and_faithfulness(induction_model, setup):
+    """A TransformerBridge runs the autograd engine; its edges and faithfulness are the
+    HookedTransformer's (the linear engine's)."""
+    from interp import load_model
+    from interp.attribution_graph import intervene
+
+    tcs, clean, corrupted, ref = setup
+    bridge = load_model("induction-2l", device="cpu", backend="bridge")
+    hooked = attribution_graph(induction_model, tcs, clean)
+    bridged = attribution_graph(bridge, tcs, clean)
+    want, got = hooked.edge_weights(), bridged.edge_weights()
+    assert set(want) == set(got) and len(want) > 1000
+    assert max(abs(w - got[k]) for k, w in want.items()) < 1e-5
+    torch.testing.assert_close(
+        intervene(bridge, tcs, clean, {}),
+        intervene(induction_model, tcs, clean, {}),
+        atol=1e-4,
+        rtol=0,
+    )
+    circuit = hooked.prune(node_threshold=0.8, edge_threshold=0.98)
+    torch.testing.assert_close(
+        feature_faithfulness(
+            bridge, tcs, circuit, corrupted=corrupted, reference_tokens=ref
+        ).values,
+        feature_faithfulness(
+            induction_model, tcs, circuit, corrupted=corrupted, reference_tokens=ref
+        ).values,
+        atol=1e-4,
+        rtol=0,
+    )

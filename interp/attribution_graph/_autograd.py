@@ -9,6 +9,7 @@ layout; the linear engine (``_linear.py``) is faster where it applies.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -68,9 +69,22 @@ class AutogradBackward:
                     lambda a, hook, layer=layer: mlp_leaf(a, hook, layer),
                 )
             )
+        # the last block's output is read by a hook: a TransformerBridge given
+        # ``stop_at_layer=n_layers`` runs on to the logits instead of stopping there
+        last: dict[str, Tensor] = {}
+
+        def keep_last(act, hook):
+            last["resid"] = act
+            return act
+
+        hooks.append((hook_name(model, "resid_post", n_layers - 1), keep_last))
         tokens = prep.tokens[None].expand(batch, -1)
-        with torch.enable_grad(), scoped_hooks(model, hooks):
-            resid = model(tokens, stop_at_layer=n_layers)
+        with torch.enable_grad(), scoped_hooks(model, hooks), warnings.catch_warnings():
+            # the bridge warns that its norm output is rebuilt from the hooked (frozen) scale:
+            # freezing the scale is the point here
+            warnings.filterwarnings("ignore", "A forward hook edited hook_scale", UserWarning)
+            model(tokens, stop_at_layer=n_layers)
+            resid = last["resid"]
             self.final = model.ln_final(resid) if hasattr(model, "ln_final") else resid
 
     def grads(self, layers: Tensor, positions: Tensor, vectors: Tensor) -> tuple[Tensor, Tensor]:
