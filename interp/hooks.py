@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import difflib
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -76,10 +77,34 @@ class UnknownHookError(KeyError):
 def hook_name(model, site: str, layer: int | None = None) -> str:
     """The checked hook name of ``site`` in ``layer``: ``hook_name(model, "z", 3)``.
 
+    Names are remembered per model once checked: a TransformerBridge rebuilds its ``hook_dict``
+    (tens of ms on SmolLM2) on every access, and engines name hundreds of hooks per pass. The
+    first check of a site checks every layer's name at once.
+
     Raises:
         ValueError: ``site`` is not one of ``SITES``, or ``layer`` is out of range.
         UnknownHookError: the model has no such hook (e.g. ``mlp_out`` on an attention-only model).
     """
+    try:
+        known = _NAMES.setdefault(model, {})
+    except TypeError:  # not weakly referable
+        known = {}
+    name = known.get((site, layer))
+    if name is None:
+        name = _hook_name(model, site, layer)  # raises the helpful errors
+        if layer is not None:
+            hooks = model.hook_dict
+            for other in range(model.cfg.n_layers):
+                if (candidate := SITES[site].format(layer=other)) in hooks:
+                    known[(site, other)] = candidate
+        known[(site, layer)] = name
+    return name
+
+
+_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _hook_name(model, site: str, layer: int | None) -> str:
     if site not in SITES:
         close = difflib.get_close_matches(site, SITES, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""

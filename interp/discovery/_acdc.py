@@ -20,10 +20,11 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from ..hooks import run_with_cache
 from ..models import provenance
 from ..result import Result
 from ..tasks import Task
-from ._edges import edge_space, run_with_cache, sender_hooks, sender_outputs
+from ._edges import edge_space, sender_hooks, sender_outputs
 from ._faithfulness import _kept_edges, ablated_metric
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..hooks import hook_name, scoped_hooks
 from ..models import provenance
 from ..result import Result
 from ..tasks import Task, TaskBatch
@@ -25,9 +26,7 @@ from ._edges import (
     answer_logits,
     edge_space,
     head_input_grads,
-    hook_name,
     qkv_from_inputs,
-    scoped_hooks,
     sender_outputs,
 )
 

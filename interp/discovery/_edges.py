@@ -15,65 +15,12 @@ the model's own ``ln1`` and ``W_Q``/``W_K``/``W_V`` (checked against ``hook_q`` 
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ..hooks import SITES, _as_named, check_hook, model_lock
-from ..hooks import hook_name as _checked_hook_name
-
-_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-@contextmanager
-def scoped_hooks(model, fwd_hooks: Sequence[tuple[str, Callable]]) -> Iterator:
-    """``interp.hooks.scoped_hooks`` (forward hooks), checking every name against one
-    ``hook_dict`` (a TransformerBridge rebuilds it on every access)."""
-    known = model.hook_dict
-    for name, _ in fwd_hooks:
-        if name not in known:
-            check_hook(model, name)  # raises, with the close matches
-    fwd = [(n, _as_named(fn, n)) for n, fn in fwd_hooks]
-    with model_lock(model), model.hooks(fwd_hooks=fwd):
-        yield model
-
-
-def run_with_cache(model, tokens: Tensor, names: Sequence[str]) -> tuple[Tensor, dict]:
-    """``interp.hooks.run_with_cache`` through the ``scoped_hooks`` above."""
-    cache: dict[str, Tensor] = {}
-
-    def save(act, hook):
-        cache[hook.name] = act.detach()
-
-    with scoped_hooks(model, [(n, save) for n in dict.fromkeys(names)]), torch.no_grad():
-        logits = model(tokens)
-    return logits, cache
-
-
-def hook_name(model, site: str, layer: int | None = None) -> str:
-    """``interp.hooks.hook_name``, remembered per model: a TransformerBridge rebuilds its
-    ``hook_dict`` (tens of ms on SmolLM2) on every check, and the engines name hundreds of hooks
-    per pass. The first name of a site checks every layer's name at once."""
-    try:
-        cache = _NAMES.setdefault(model, {})
-    except TypeError:  # not weakly referable
-        return _checked_hook_name(model, site, layer)
-    name = cache.get((site, layer))
-    if name is None:
-        name = _checked_hook_name(model, site, layer)  # raises the helpful errors
-        if layer is not None:
-            hooks = model.hook_dict
-            for other in range(model.cfg.n_layers):
-                candidate = SITES[site].format(layer=other)
-                if candidate in hooks:
-                    cache[(site, other)] = candidate
-        cache[(site, layer)] = name
-    return name
-
+from ..hooks import hook_name
 
 CHANNELS = ("q", "k", "v")
 

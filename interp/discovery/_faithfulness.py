@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..hooks import hook_name, run_with_cache, scoped_hooks
 from ..models import provenance
 from ..result import Result
 from ..tasks import Task, TaskBatch
@@ -33,10 +34,7 @@ from ._edges import (
     EdgeSpace,
     answer_logits,
     edge_space,
-    hook_name,
     qkv_from_inputs,
-    run_with_cache,
-    scoped_hooks,
     sender_hooks,
     sender_outputs,
 )
