@@ -7,6 +7,7 @@ the logits at one position), divided by the matrix-multiply rate measured in the
 
     python benchmarks/patching.py                     # GPT-2-small shape, random weights
     python benchmarks/patching.py --model smollm2-135m
+    python benchmarks/patching.py --model smollm2-135m --backend bridge   # TransformerBridge
     python benchmarks/patching.py --tl-patches 0      # TransformerLens on every patch (slow)
 
 TransformerLens runs one forward pass per patch, so its time is linear in the number of patches:
@@ -102,6 +103,7 @@ def run(model, task, tl_patches: int, seed: int) -> dict:
     ours_at = ours.values[index["layer"].values, index["pos"].values, index["head"].values]
     floor_s = floor_flops(cfg, seq, batch.batch, batch.answer_pos) / rate
     return {
+        "engine": ours.provenance["engine"],
         "patches": n_patches,
         "prompts": batch.batch,
         "seq": seq,
@@ -128,6 +130,12 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=24)
     parser.add_argument("--prompts", type=int, default=1)
     parser.add_argument("--tl-patches", type=int, default=150, help="0 = every patch")
+    parser.add_argument(
+        "--backend",
+        default="hooked",
+        choices=["hooked", "bridge"],
+        help="HookedTransformer or TransformerBridge (a real model only)",
+    )
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -138,10 +146,11 @@ def main() -> None:
     else:
         from interp import load_model
 
-        model = load_model(args.model, device="cpu", backend="hooked")
+        model = load_model(args.model, device="cpu", backend=args.backend)
     task = make_task(model, args.seq, args.prompts, args.seed)
     report = {
         "model": args.model,
+        "backend": type(model).__name__,
         "threads": torch.get_num_threads(),
         **run(model, task, args.tl_patches, args.seed),
     }

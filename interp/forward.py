@@ -12,6 +12,11 @@ unembed copies ``W_U``), which costs more than the arithmetic for the small batc
 Here the attention weights are fused once per model and cached. Architectures this does not cover
 (parallel attention and MLP, soft-capped scores, local attention, split q/k/v inputs) make
 ``supported(model)`` False and engines fall back to hooked full passes.
+
+Both model kinds are covered: a ``HookedTransformer``, and a ``TransformerBridge`` in
+compatibility mode, whose ``W_Q``/``W_K``/``W_V``/``W_O``, norms and MLPs have TransformerLens's
+layouts and whose rotary tables come from the wrapped model's own rotary embedding. Engines check
+``matches(model, ...)`` on the run they resume from before trusting the numbers.
 """
 
 from __future__ import annotations
@@ -26,26 +31,72 @@ from torch import Tensor
 PatchFn = Callable[[str, Tensor], Tensor]
 
 
-def supported(model) -> bool:
-    """Whether ``resume`` computes exactly what ``model``'s own forward pass computes."""
+def _hooked(model) -> bool:
     from transformer_lens import HookedTransformer
 
-    if not isinstance(model, HookedTransformer):
+    return isinstance(model, HookedTransformer)
+
+
+def _bridge(model) -> bool:
+    return type(model).__name__ == "TransformerBridge" and bool(
+        getattr(model, "compatibility_mode", False)
+    )
+
+
+def supported(model) -> bool:
+    """Whether ``resume`` computes what ``model``'s own forward pass computes."""
+    hooked, bridge = _hooked(model), _bridge(model)
+    if not (hooked or bridge):
         return False
     cfg = model.cfg
+    rotary = getattr(cfg, "positional_embedding_type", None) == "rotary"
     unsupported = [
-        cfg.positional_embedding_type not in ("standard", "rotary"),
-        cfg.parallel_attn_mlp,
+        getattr(cfg, "positional_embedding_type", None) not in ("standard", "rotary"),
+        getattr(cfg, "parallel_attn_mlp", False),
         getattr(cfg, "use_local_attn", False),
         (getattr(cfg, "attn_scores_soft_cap", -1.0) or -1.0) > 0,
         getattr(cfg, "use_split_qkv_input", False),
         getattr(cfg, "use_attn_in", False),
         getattr(cfg, "use_normalization_before_and_after", False),
         getattr(cfg, "use_qk_norm", False),
-        cfg.attn_only,
-        cfg.n_devices != 1,
+        getattr(cfg, "attn_only", False),
+        getattr(cfg, "n_devices", 1) != 1,
     ]
+    if bridge:
+        blk = model.blocks[0] if len(model.blocks) else None
+        unsupported += [
+            blk is None or not all(hasattr(blk, n) for n in ("ln1", "ln2", "attn", "mlp")),
+            rotary and (getattr(cfg, "rotary_adjacent_pairs", False) or not _has_rotary(model)),
+        ]
     return not any(unsupported)
+
+
+def _has_rotary(model) -> bool:
+    return getattr(getattr(model, "rotary_emb", None), "original_component", None) is not None
+
+
+class EngineMismatch(ValueError):
+    """The resumable pass does not reproduce the model's own forward pass."""
+
+
+def matches(model, resid_pre: Tensor, resid_post_last: Tensor) -> None:
+    """Check that ``resume`` from the first block's input gives the model's own last-block output
+    (both from one run of the model); raise ``EngineMismatch`` naming the difference if not.
+
+    A loose check (relative to the activations' size): it catches a wrong rotary convention,
+    attention scale or norm, which change the numbers by their own size, not float rounding.
+    """
+    with torch.no_grad():
+        ours = resume(model, resid_pre, 0, 0, None)
+    scale = float(resid_post_last.abs().max().clamp_min(1e-6))
+    err = float((ours - resid_post_last).abs().max()) / scale
+    tol = max(1e-4, 20 * torch.finfo(resid_post_last.dtype).eps)
+    if not err <= tol:
+        raise EngineMismatch(
+            f"the resumable pass differs from {type(model).__name__}'s own forward pass by "
+            f"{err:.2g} of the activations' size (tolerance {tol:.2g}) on "
+            f"{getattr(model.cfg, 'original_architecture', None) or type(model).__name__}"
+        )
 
 
 @dataclass
@@ -54,13 +105,54 @@ class _Fused:
     b_qkv: Tensor
     w_o: Tensor  # n_heads d_head x d_model
     b_o: Tensor
+    scale: float  # attention scores are divided by it
+
+
+def _attn_scale(model, layer: int) -> float:
+    """What attention scores are divided by: the HookedTransformer's own, else from the config
+    as TransformerLens sets it (sqrt(d_head), times the layer number where the model says so)."""
+    attn = model.blocks[layer].attn
+    if hasattr(attn, "attn_scale"):
+        return float(attn.attn_scale)
+    cfg = model.cfg
+    if not getattr(cfg, "use_attn_scale", True):
+        return 1.0
+    scale = getattr(cfg, "attn_scale", -1.0) or -1.0
+    scale = float(scale) if scale > 0 else cfg.d_head**0.5
+    if getattr(cfg, "scale_attn_by_inverse_layer_idx", False):
+        scale *= layer + 1
+    return scale
+
+
+def _rotate(model, layer: int, x: Tensor, offset: int) -> Tensor:
+    """Rotary embedding of ``x`` (``[batch, pos, head, d_head]``) at positions ``offset..``."""
+    if _hooked(model):
+        return model.blocks[layer].attn.apply_rotary(x, offset)
+    n = offset + x.shape[1]
+    cache = model.__dict__.setdefault("_interp_rotary", {})
+    key = (x.device, x.dtype)
+    if key not in cache or cache[key][0].shape[0] < n:
+        size = max(n, 2 * cache[key][0].shape[0] if key in cache else 64)
+        dummy = torch.zeros(1, size, model.cfg.d_head, device=x.device, dtype=x.dtype)
+        cos, sin = model.rotary_emb(dummy, torch.arange(size, device=x.device)[None])
+        cache[key] = (cos[0].to(x.dtype), sin[0].to(x.dtype))  # pos x rotary dim
+    cos, sin = (t[offset:n, None, :] for t in cache[key])
+    r = cos.shape[-1]
+    rot, rest = x[..., :r], x[..., r:]
+    half = torch.cat([-rot[..., r // 2 :], rot[..., : r // 2]], dim=-1)
+    out = rot * cos + half * sin
+    return torch.cat([out, rest], dim=-1) if rest.shape[-1] else out
 
 
 def _fused(model, layer: int) -> _Fused:
     """The attention weights of ``layer`` as contiguous matrices, cached on the model."""
     cache = model.__dict__.setdefault("_interp_fused", {})
     attn = model.blocks[layer].attn
-    key = (layer, attn.W_Q.data_ptr(), attn.W_Q._version)
+    # a TransformerBridge builds W_Q anew on each access: key on the weight it is built from
+    source = getattr(getattr(attn, "q", None), "weight", None)
+    if not isinstance(source, Tensor):
+        source = attn.W_Q
+    key = (layer, source.data_ptr(), source._version)
     if key not in cache:
         cfg = model.cfg
         n_kv = cfg.n_key_value_heads or cfg.n_heads
@@ -68,16 +160,27 @@ def _fused(model, layer: int) -> _Fused:
         wv = attn._W_V if hasattr(attn, "_W_V") else attn.W_V
         bk = attn._b_K if hasattr(attn, "_b_K") else attn.b_K
         bv = attn._b_V if hasattr(attn, "_b_V") else attn.b_V
-        flat = lambda w: w.detach().permute(1, 0, 2).reshape(cfg.d_model, -1)  # noqa: E731
-        cache[key] = _Fused(
-            w_qkv=torch.cat([flat(attn.W_Q), flat(wk), flat(wv)], dim=1).contiguous(),
-            b_qkv=torch.cat(
-                [attn.b_Q.detach().reshape(-1), bk.detach().reshape(-1), bv.detach().reshape(-1)]
-            ),
-            w_o=attn.W_O.detach().reshape(cfg.n_heads * cfg.d_head, cfg.d_model).contiguous(),
-            b_o=attn.b_O.detach(),
-        )
         assert n_kv * cfg.d_head == wk.shape[0] * wk.shape[-1]
+        flat = lambda w: w.detach().permute(1, 0, 2).reshape(cfg.d_model, -1)  # noqa: E731
+        w_q = attn.W_Q
+
+        def bias(b, w):  # a TransformerBridge of a model without biases has None
+            return (
+                torch.zeros(w.shape[0] * w.shape[-1], dtype=w.dtype, device=w.device)
+                if (b is None)
+                else b.detach().reshape(-1)
+            )
+
+        b_o = getattr(attn, "b_O", None)
+        cache[key] = _Fused(
+            w_qkv=torch.cat([flat(w_q), flat(wk), flat(wv)], dim=1).contiguous(),
+            b_qkv=torch.cat([bias(attn.b_Q, w_q), bias(bk, wk), bias(bv, wv)]),
+            w_o=attn.W_O.detach().reshape(cfg.n_heads * cfg.d_head, cfg.d_model).contiguous(),
+            b_o=torch.zeros(cfg.d_model, dtype=w_q.dtype, device=w_q.device)
+            if b_o is None
+            else b_o.detach(),
+            scale=_attn_scale(model, layer),
+        )
     return cache[key]
 
 
@@ -97,7 +200,7 @@ def mlp(model, layer: int, x: Tensor) -> Tensor:
     the same, as the same ``F.linear`` calls run on the same layouts."""
     module = model.blocks[layer].mlp
     cfg = model.cfg
-    if not cfg.gated_mlp or cfg.is_layer_norm_activation():
+    if not (_hooked(model) and cfg.gated_mlp) or cfg.is_layer_norm_activation():
         return module(x)
     cache = model.__dict__.setdefault("_interp_fused_mlp", {})
     key = (layer, module.W_gate.data_ptr(), module.W_gate._version, module.W_out._version)
@@ -145,12 +248,12 @@ def block(
         k = torch.cat([prefix_kv[0], k], dim=1)
         v = torch.cat([prefix_kv[1], v], dim=1)
     if cfg.positional_embedding_type == "rotary":
-        q = attn.apply_rotary(q, start)
-        k = attn.apply_rotary(k, 0)
+        q = _rotate(model, layer, q, start)
+        k = _rotate(model, layer, k, 0)
     if n_kv != cfg.n_heads:
         k = k.repeat_interleave(cfg.n_heads // n_kv, dim=2)
         v = v.repeat_interleave(cfg.n_heads // n_kv, dim=2)
-    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / attn.attn_scale
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / fused.scale
     total = k.shape[1]
     causal = (
         torch.arange(total, device=x.device)[None, :]

@@ -18,6 +18,7 @@ joins the batch at its own layer, so every block runs on one large batch.
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,7 +109,8 @@ def patch_sweep(
         direction: ``"denoise"`` (clean into corrupted) or ``"noise"`` (corrupted into clean).
         normalize: map the corrupted run to 0 and the clean run to 1.
         max_tokens: memory budget: rows x positions in one batched pass.
-        engine: ``"resume"`` (HookedTransformer), ``"full"`` (any model) or ``"auto"``.
+        engine: ``"resume"`` (a HookedTransformer, or a TransformerBridge in compatibility
+            mode), ``"full"`` (any model) or ``"auto"``.
         progress: show a progress bar; or a function called with ``(done, total)`` patches as
             the sweep goes (an app's progress bar).
 
@@ -122,7 +124,8 @@ def patch_sweep(
     batch, by = _validate(model, task, site, by, direction)
     if engine not in ("auto", "resume", "full"):
         raise ValueError(f"engine={engine!r} is not accepted; use 'auto', 'resume' or 'full'")
-    if engine == "auto":
+    auto = engine == "auto"
+    if auto:
         engine = "resume" if forward.supported(model) else "full"
     elif engine == "resume" and not forward.supported(model):
         raise ValueError(
@@ -142,10 +145,17 @@ def patch_sweep(
     names = {layer: hook_name(model, site, layer) for layer in range(model.cfg.n_layers)}
     with torch.no_grad():
         _, source_cache = run_with_cache(model, source, list(names.values()))
-        runner = _ResumeRunner if engine == "resume" else _FullRunner
-        values = runner(model, batch, target, site, names, max_tokens).run(
-            patches, source_cache, target_score, progress
-        )
+        try:
+            runner = (_ResumeRunner if engine == "resume" else _FullRunner)(
+                model, batch, target, site, names, max_tokens
+            )
+        except forward.EngineMismatch as err:
+            if not auto:
+                raise ValueError(f"engine='resume' cannot run this model: {err}") from err
+            warnings.warn(f"{err}; patching with full forward passes instead", stacklevel=2)
+            engine = "full"
+            runner = _FullRunner(model, batch, target, site, names, max_tokens)
+        values = runner.run(patches, source_cache, target_score, progress)
     values = values.view(*(sizes[a] for a in by))
     metric = batch.metric
     if normalize:
@@ -337,8 +347,11 @@ class _ResumeRunner(_FullRunner):
                 for i in range(n)
                 for s in ("hook_resid_mid", "hook_resid_post", "attn.hook_z")
             ]
-        _, cache = run_with_cache(model, target, wanted)
+        last = f"blocks.{n - 1}.hook_resid_post"
+        _, cache = run_with_cache(model, target, [*wanted, last])
         self.resid = [cache[f"blocks.{i}.hook_resid_pre"] for i in range(n)]
+        with model_lock(model):
+            forward.matches(model, self.resid[0], cache[last])
         self.keys = [cache[f"blocks.{i}.attn.hook_k"] for i in range(n)]
         self.values = [cache[f"blocks.{i}.attn.hook_v"] for i in range(n)]
         if self.single_position:

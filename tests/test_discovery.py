@@ -12,7 +12,7 @@ import re
 
 import pytest
 import torch
-from tiny_models import LLAMA_LIKE
+from tiny_models import LLAMA_LIKE, tiny_llama_folder
 from tiny_models import tiny_model as _tiny_model
 from transformer_lens import HookedTransformer
 
@@ -538,41 +538,12 @@ def test_gqa_acdc_runs_and_keeps_the_graph_consistent():
     )
 
 
-def _tiny_llama_folder(folder, n_kv: int):
-    """A tiny random Llama (HF) with ``n_kv`` key/value heads, with induction-2l's tokenizer."""
-    import json
-    import shutil
-
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from interp.models import ORGANISMS
-
-    src = ORGANISMS["induction-2l"].path
-    vocab = json.loads((src / "config.json").read_text())["vocab_size"]
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=n_kv,
-        head_dim=8,
-        max_position_embeddings=64,
-        tie_word_embeddings=False,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(src / name, folder / name)
-    return folder
-
-
 def test_gqa_bridge_gives_the_hooked_transformers_numbers(tmp_path):
     """One tiny GQA Llama as HookedTransformer (W_K repeated per query head, _W_K not) and as
     TransformerBridge (W_K per key/value head): the same edge scores and faithfulness."""
     from interp import load_model
 
-    folder = _tiny_llama_folder(tmp_path / "gqa", n_kv=2)
+    folder = tiny_llama_folder(tmp_path / "gqa", n_kv=2)
     hooked = load_model(folder, device="cpu", backend="hooked")
     bridge = load_model(folder, device="cpu", backend="bridge")
     assert edge_space(hooked) == edge_space(bridge)

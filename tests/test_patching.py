@@ -3,7 +3,7 @@
 import pytest
 import torch
 import transformer_lens.patching as tlp
-from tiny_models import LLAMA_LIKE, tiny_model
+from tiny_models import LLAMA_LIKE, tiny_llama_folder, tiny_model
 
 from interp import load_model
 from interp.heads import previous_token_scores
@@ -99,12 +99,61 @@ def test_other_metrics_equal_transformer_lens(induction_model, metric):
 
 
 def test_bridge_gives_the_same_numbers(induction_model, task):
+    """A TransformerBridge resumes too; its numbers equal its own full passes and the
+    HookedTransformer's."""
     bridge = load_model("induction-2l", device="cpu", backend="bridge")
     for site, by in [("z", ("layer", "pos", "head")), ("resid_pre", ("layer", "pos"))]:
         hooked = patch_sweep(induction_model, task, site, by, progress=False)
         bridged = patch_sweep(bridge, task, site, by, progress=False)
-        assert bridged.provenance["engine"] == "full"
+        full = patch_sweep(bridge, task, site, by, engine="full", progress=False)
+        assert bridged.provenance["engine"] == "resume"
         assert (hooked.values - bridged.values).abs().max().item() <= TOL
+        assert (full.values - bridged.values).abs().max().item() <= TOL
+
+
+@pytest.mark.parametrize(
+    ("site", "by"),
+    [
+        ("z", ("layer", "pos", "head")),
+        ("resid_mid", ("layer", "pos")),
+        ("k", ("layer", "pos", "head")),
+        ("q", ("layer", "head")),
+        ("pattern", ("layer", "head", "pos")),
+    ],
+)
+def test_llama_bridge_resumes_with_its_own_rotary_tables(tmp_path_factory, site, by):
+    """A 4-layer GQA Llama from an HF folder, as a TransformerBridge (rotary tables from the
+    wrapped model) and as a HookedTransformer: resumed sweeps equal full passes on each."""
+    folder = tiny_llama_folder(tmp_path_factory.mktemp("llama") / "m", n_kv=2, n_layers=4)
+    bridge = load_model(folder, device="cpu", backend="bridge")
+    hooked = load_model(folder, device="cpu", backend="hooked")
+    task = induction_task(hooked, n=3, period=5, seed=1)
+    full = patch_sweep(bridge, task, site, by, engine="full", progress=False)
+    for model in (bridge, hooked):
+        ours = patch_sweep(model, task, site, by, max_tokens=200, progress=False)
+        assert ours.provenance["engine"] == "resume"
+        assert (ours.values - full.values).abs().max().item() <= TOL
+
+
+def test_a_resumable_pass_that_disagrees_with_the_model_is_not_trusted(
+    induction_model, task, monkeypatch
+):
+    """The engine checks its pass against the model's own run first: with a wrong attention
+    scale, "auto" falls back to full passes (right numbers, a warning); "resume" refuses."""
+    from interp import forward
+
+    want = patch_sweep(induction_model, task, "resid_pre", engine="full", progress=False)
+    induction_model.__dict__.pop("_interp_fused", None)
+    monkeypatch.setattr(forward, "_attn_scale", lambda model, layer: 1.0)
+    try:
+        with pytest.warns(UserWarning, match="full forward passes instead"):
+            got = patch_sweep(induction_model, task, "resid_pre", progress=False)
+        assert got.provenance["engine"] == "full"
+        assert (got.values - want.values).abs().max().item() <= TOL
+        with pytest.raises(ValueError, match="engine='resume' cannot run this model"):
+            patch_sweep(induction_model, task, "resid_pre", engine="resume", progress=False)
+    finally:
+        induction_model.__dict__.pop("_interp_fused", None)
 
 
 def test_the_circuit_of_induction_2l(induction_model, task):

@@ -31,3 +31,32 @@ def tiny_model(seed: int = 0, **overrides) -> HookedTransformer:
         "seed": seed,
     } | overrides
     return HookedTransformer(HookedTransformerConfig(**cfg)).eval()
+
+
+def tiny_llama_folder(folder, n_kv: int, n_layers: int = 2):
+    """A tiny random Llama (HF) with ``n_kv`` key/value heads, with induction-2l's tokenizer."""
+    import json
+    import shutil
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from interp.models import ORGANISMS
+
+    src = ORGANISMS["induction-2l"].path
+    vocab = json.loads((src / "config.json").read_text())["vocab_size"]
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=n_layers,
+        num_attention_heads=4,
+        num_key_value_heads=n_kv,
+        head_dim=8,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(src / name, folder / name)
+    return folder
