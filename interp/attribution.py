@@ -199,8 +199,8 @@ def direct_logit_attribution(
     )
     other = {
         "embed": project(embed).mean(0),
-        "attn biases": project(model.b_O.sum(0).expand_as(embed)).mean(0),
-        "mlp biases": project(model.b_out.sum(0).expand_as(embed)).mean(0),
+        "attn biases": project(_bias_sum(model, "attn", "b_O").expand_as(embed)).mean(0),
+        "mlp biases": project(_bias_sum(model, "mlp", "b_out").expand_as(embed)).mean(0),
         "unembed and norm biases": (
             bias + (model.ln_final.b @ direction.T).diagonal()
             if hasattr(model.ln_final, "b")
@@ -231,6 +231,17 @@ def direct_logit_attribution(
             dict(prov),
         ),
     }
+
+
+def _bias_sum(model, part: str, name: str) -> torch.Tensor:
+    """A per-block output bias (``attn.b_O``, ``mlp.b_out``) summed over blocks; a missing one
+    (a TransformerBridge of a model without biases has ``None``) counts as zero."""
+    total = torch.zeros(model.cfg.d_model, device=model.W_U.device, dtype=model.W_U.dtype)
+    for block in model.blocks:
+        bias = getattr(getattr(block, part), name, None)
+        if bias is not None:
+            total = total + bias
+    return total
 
 
 def logit_lens(model, tokens: torch.Tensor, targets: torch.Tensor | None = None) -> Result:

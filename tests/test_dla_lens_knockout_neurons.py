@@ -20,6 +20,19 @@ def test_direct_logit_attribution_adds_up_to_the_logit_difference(induction_mode
     assert where["layer"] == "1"  # the induction head writes the answer
 
 
+def test_a_bridge_without_biases_gives_the_hooked_transformers_attribution(induction_model):
+    """The bridge of a Llama-style model has no bias tensors (None), where HookedTransformer has
+    zeros: every term still comes out, equal."""
+    from interp import load_model
+
+    bridge = load_model("induction-2l", device="cpu", backend="bridge")
+    task = induction_task(induction_model, n=4, period=10)
+    want = direct_logit_attribution(induction_model, task)
+    got = direct_logit_attribution(bridge, task)
+    for key in ("heads", "neurons", "other"):
+        torch.testing.assert_close(got[key].values, want[key].values, atol=1e-4, rtol=1e-4)
+
+
 def test_logit_lens_last_layer_equals_the_model(induction_model):
     tokens = induction_model.to_tokens(["def f(x):\n    return x\n"])
     lens = logit_lens(induction_model, tokens)
