@@ -187,21 +187,22 @@ class CircuitGraph:
         return self._weight[0] if self._weight else torch.zeros(0)
 
     @property
-    def _edge_methods(self) -> torch.Tensor:
+    def edge_method_ids(self) -> torch.Tensor:
+        """Each edge's method as an index into ``methods`` (int32, in edge order)."""
         self._compact()
         return self._method_id[0] if self._method_id else torch.zeros(0, dtype=torch.int32)
 
     @property
     def edge_methods(self) -> list[str]:
         """The method of every edge, in edge order."""
-        return [self.methods[m] for m in self._edge_methods.tolist()]
+        return [self.methods[m] for m in self.edge_method_ids.tolist()]
 
     @property
     def n_edges(self) -> int:
         return int(sum(t.numel() for t in self._src))
 
     def edge_method(self, i: int) -> str:
-        return self.methods[int(self._edge_methods[i])]
+        return self.methods[int(self.edge_method_ids[i])]
 
     def node(self, node_id: str) -> Node:
         return self.nodes[self._resolve(node_id)]
@@ -223,7 +224,7 @@ class CircuitGraph:
     def edges(self) -> Iterator[tuple[Node, Node, float, str]]:
         """Every edge as ``(source Node, target Node, weight, method)``."""
         src, dst = self.edge_index
-        methods = self._edge_methods.tolist()
+        methods = self.edge_method_ids.tolist()
         for s, t, w, m in zip(src.tolist(), dst.tolist(), self.edge_weight.tolist(), methods):
             yield self.nodes[s], self.nodes[t], w, self.methods[m]
 
@@ -341,7 +342,7 @@ class CircuitGraph:
             out._src = [new_index[src[keep_edge]]]
             out._dst = [new_index[dst[keep_edge]]]
             out._weight = [self.edge_weight[keep_edge]]
-            out._method_id = [self._edge_methods[keep_edge]]
+            out._method_id = [self.edge_method_ids[keep_edge]]
         return out
 
     def _drop_isolated(self) -> CircuitGraph:
@@ -405,7 +406,7 @@ class CircuitGraph:
                     "source": src.contiguous(),
                     "target": dst.contiguous(),
                     "weight": self.edge_weight.contiguous(),
-                    "method": self._edge_methods.contiguous(),
+                    "method": self.edge_method_ids.contiguous(),
                 },
                 tmp / "edges.safetensors",
             )
@@ -455,7 +456,7 @@ class CircuitGraph:
         for node, infl in zip(self.nodes, influence):
             nodes.append(_viewer_node(node, n_layers, infl))
         ids = [n["node_id"] for n in nodes]
-        methods = [self.methods[m] for m in self._edge_methods.tolist()]
+        methods = [self.methods[m] for m in self.edge_method_ids.tolist()]
         links = [
             {"source": ids[s], "target": ids[t], "weight": w, "method": m}
             for s, t, w, m in zip(

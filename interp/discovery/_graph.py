@@ -148,7 +148,7 @@ def _edge_rows(space: EdgeSpace, graph: CircuitGraph) -> tuple[Tensor, Tensor, T
         else:
             raise ValueError(f"{where} is not a node of this model's component graph")
     src, dst = graph.edge_index
-    methods = graph._edge_methods.long()
+    methods = graph.edge_method_ids.long()
     channel = torch.tensor(
         [CHANNELS.index(m.rsplit(":", 1)[1]) if _split(m) else -1 for m in graph.methods] or [-1]
     )[methods]
@@ -258,4 +258,4 @@ def _on_paths(graph: CircuitGraph, keep: Tensor) -> CircuitGraph:
     on_path = keep.clone()
     on_path[keep] = forward[src] & backward[dst]
     live = forward & backward
-    return graph._subgraph(live, on_path)
+    return graph.subgraph(live, on_path)
