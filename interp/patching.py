@@ -142,19 +142,24 @@ def patch_sweep(
         Patch(**{a: dict(zip(by, combo)).get(a) for a in ("layer", "pos", "head")})
         for combo in itertools.product(*(range(sizes[a]) for a in by))
     ]
-    names = {layer: hook_name(model, site, layer) for layer in range(model.cfg.n_layers)}
+    # a head's result is z_h @ W_O[h] and nothing else reads it: patching it is patching z_h.
+    # TransformerLens computes hook_result only with cfg.use_attn_result, so patch z then
+    hook_site = (
+        "z" if site == "result" and not getattr(model.cfg, "use_attn_result", False) else site
+    )
+    names = {layer: hook_name(model, hook_site, layer) for layer in range(model.cfg.n_layers)}
     with torch.no_grad():
         _, source_cache = run_with_cache(model, source, list(names.values()))
         try:
             runner = (_ResumeRunner if engine == "resume" else _FullRunner)(
-                model, batch, target, site, names, max_tokens
+                model, batch, target, hook_site, names, max_tokens
             )
         except forward.EngineMismatch as err:
             if not auto:
                 raise ValueError(f"engine='resume' cannot run this model: {err}") from err
             warnings.warn(f"{err}; patching with full forward passes instead", stacklevel=2)
             engine = "full"
-            runner = _FullRunner(model, batch, target, site, names, max_tokens)
+            runner = _FullRunner(model, batch, target, hook_site, names, max_tokens)
         values = runner.run(patches, source_cache, target_score, progress)
     values = values.view(*(sizes[a] for a in by))
     metric = batch.metric
@@ -174,6 +179,7 @@ def patch_sweep(
             "task": batch.task.name,
             "method": "patch_sweep",
             "site": site,
+            "patched_at": hook_site,
             "by": list(by),
             "direction": direction,
             "engine": engine,

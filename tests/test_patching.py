@@ -156,6 +156,40 @@ def test_a_resumable_pass_that_disagrees_with_the_model_is_not_trusted(
         induction_model.__dict__.pop("_interp_fused", None)
 
 
+def test_head_result_is_patched_like_transformer_lens_hook_result(induction_model, task):
+    """``result`` (a head's output z_h @ W_O[h]) patches through z when the model does not compute
+    hook_result, with the numbers TransformerLens gives on hook_result when it does."""
+    batch = task.tokens(induction_model)
+    plain = patch_sweep(induction_model, task, "result", ("layer", "pos", "head"), progress=False)
+    assert plain.provenance["patched_at"] == "z"
+    induction_model.set_use_attn_result(True)
+    try:
+        _, clean_cache = induction_model.run_with_cache(batch.clean)
+        expected = tlp.generic_activation_patch(
+            induction_model,
+            batch.corrupted,
+            clean_cache,
+            batch.tl_metric(),
+            patch_setter=tlp.layer_pos_head_vector_patch_setter,
+            activation_name="result",
+            index_axis_names=("layer", "pos", "head"),
+        )
+        for engine in ("resume", "full"):
+            hooked = patch_sweep(
+                induction_model,
+                task,
+                "result",
+                ("layer", "pos", "head"),
+                engine=engine,
+                progress=False,
+            )
+            assert hooked.provenance["patched_at"] == "result"
+            assert (hooked.values - expected).abs().max().item() <= TOL
+        assert (plain.values - expected).abs().max().item() <= TOL
+    finally:
+        induction_model.set_use_attn_result(False)
+
+
 def test_the_circuit_of_induction_2l(induction_model, task):
     # layer 0's previous-token head is the single point of failure: noising it alone kills the
     # behaviour; layer 1 holds several (redundant) induction heads, so restoring all of layer 1's
