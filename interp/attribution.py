@@ -18,7 +18,7 @@ import torch
 
 from .hooks import hook_name, run_with_cache, scoped_hooks
 from .models import provenance
-from .patching import SITE_AXES, patch_sweep, position_labels
+from .patching import SITE_AXES, hooked_site, patch_sweep, position_labels
 from .result import Result
 from .tasks import Task, TaskBatch
 
@@ -59,7 +59,7 @@ def attribution_patch(
     )
     target_score = corrupted_score if direction == "denoise" else clean_score
     names = {
-        (site, layer): hook_name(model, site, layer)
+        (site, layer): hook_name(model, hooked_site(model, site), layer)
         for site in sites
         for layer in range(model.cfg.n_layers)
     }

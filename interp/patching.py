@@ -142,11 +142,7 @@ def patch_sweep(
         Patch(**{a: dict(zip(by, combo)).get(a) for a in ("layer", "pos", "head")})
         for combo in itertools.product(*(range(sizes[a]) for a in by))
     ]
-    # a head's result is z_h @ W_O[h] and nothing else reads it: patching it is patching z_h.
-    # TransformerLens computes hook_result only with cfg.use_attn_result, so patch z then
-    hook_site = (
-        "z" if site == "result" and not getattr(model.cfg, "use_attn_result", False) else site
-    )
+    hook_site = hooked_site(model, site)
     names = {layer: hook_name(model, hook_site, layer) for layer in range(model.cfg.n_layers)}
     with torch.no_grad():
         _, source_cache = run_with_cache(model, source, list(names.values()))
@@ -188,6 +184,16 @@ def patch_sweep(
             "n_prompts": batch.batch,
         },
     )
+
+
+def hooked_site(model, site: str) -> str:
+    """The site whose hook carries ``site``'s activations: ``site`` itself, except ``result``
+    (a head's output ``z_h @ W_O[h]``), which TransformerLens computes only with
+    ``cfg.use_attn_result``. Nothing else reads a head's result, so patching (or differentiating
+    at) ``z_h`` has the same effect, and ``z`` stands in for it."""
+    if site == "result" and not getattr(model.cfg, "use_attn_result", False):
+        return "z"
+    return site
 
 
 def _n_heads(model, site: str) -> int:

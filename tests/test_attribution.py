@@ -36,6 +36,20 @@ def test_compare_records_the_correlation_with_exact_patching(induction_model):
     assert torch.corrcoef(torch.stack([estimate, exact]))[0, 1] > 0.99
 
 
+def test_head_result_estimates_equal_z_and_hook_result(induction_model):
+    """The estimate at a head's result equals the one at its z (result = z_h @ W_O[h]), with
+    or without TransformerLens computing hook_result."""
+    task = induction_task(induction_model, n=3, period=6)
+    plain = attribution_patch(induction_model, task, ("result", "z"))
+    torch.testing.assert_close(plain["result"].values, plain["z"].values, atol=1e-5, rtol=0)
+    induction_model.set_use_attn_result(True)
+    try:
+        hooked = attribution_patch(induction_model, task, "result")["result"]
+    finally:
+        induction_model.set_use_attn_result(False)
+    torch.testing.assert_close(hooked.values, plain["result"].values, atol=1e-5, rtol=0)
+
+
 def test_bad_sites(induction_model):
     task = induction_task(induction_model, n=2)
     with pytest.raises(ValueError, match="site='mlp' is not accepted"):
