@@ -137,7 +137,7 @@ def patch_sweep(
         (batch.corrupted, batch.clean) if direction == "denoise" else (batch.clean, batch.corrupted)
     )
     target_score = corrupted_score if direction == "denoise" else clean_score
-    sizes = {"layer": model.cfg.n_layers, "pos": target.shape[1], "head": _n_heads(model, site)}
+    sizes = {"layer": model.cfg.n_layers, "pos": target.shape[1], "head": site_heads(model, site)}
     patches = [
         Patch(**{a: dict(zip(by, combo)).get(a) for a in ("layer", "pos", "head")})
         for combo in itertools.product(*(range(sizes[a]) for a in by))
@@ -196,7 +196,7 @@ def hooked_site(model, site: str) -> str:
     return site
 
 
-def _n_heads(model, site: str) -> int:
+def site_heads(model, site: str) -> int:
     """Heads along a site's head axis: key/value heads for k and v under grouped-query attention."""
     cfg = model.cfg
     if (

@@ -8,7 +8,9 @@ patching isolates a *path*: sender head -> receiver. As in the IOI paper (Wang e
    sender's effect reaches the receivers directly and through MLPs, but not through other heads.
 2. Receivers are inputs of later heads (``("q"|"k"|"v", layer, head)``): record them in run 1,
    then run the target prompts again with only those receiver inputs replaced, and read the
-   metric. A receiver of ``"logits"`` reads the metric of run 1 directly.
+   metric. A receiver of ``"logits"`` reads the metric of run 1 directly. Under grouped-query
+   attention a head's key and value are its group's, shared with the other heads of the group:
+   a ``k``/``v`` receiver replaces the group's.
 
 ``direction="noise"`` (the IOI convention) patches corrupted sender outputs into the clean run;
 ``"denoise"`` patches clean outputs into the corrupted run. ``path_patch_sweep`` tries every head
@@ -25,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .hooks import hook_name, run_with_cache, scoped_hooks
 from .models import provenance
+from .patching import site_heads
 from .result import Result
 from .tasks import Task, TaskBatch
 
@@ -122,6 +125,15 @@ def path_patch_sweep(
     )
 
 
+def _hook_head(model, kind: str, head: int) -> int:
+    """The index along ``hook_{kind}``'s head axis that feeds query head ``head``: the head
+    itself, or under grouped-query attention its group's shared key/value head (which the other
+    heads of the group read too)."""
+    n_heads = model.cfg.n_heads
+    n_site = site_heads(model, kind)
+    return head if n_site == n_heads else head // (n_heads // n_site)
+
+
 def _run_chunk(model, batch, target, chunk, target_z, source_z, z_names, recv) -> Tensor:
     """Metric for each sender in ``chunk``: one frozen pass, then (for head receivers) one more."""
     b, reps = batch.batch, len(chunk)
@@ -167,7 +179,7 @@ def _run_chunk(model, batch, target, chunk, target_z, source_z, z_names, recv) -
 
     by_name: dict[str, list[int]] = {}
     for kind, layer, head in recv:
-        by_name.setdefault(names[(kind, layer)], []).append(head)
+        by_name.setdefault(names[(kind, layer)], []).append(_hook_head(model, kind, head))
     with scoped_hooks(model, [(n, replace(n, h)) for n, h in by_name.items()]), torch.no_grad():
         logits = model(tokens)[:, batch.answer_pos]
     return batch.score(logits.view(reps, b, -1))

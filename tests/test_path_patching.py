@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from tiny_models import tiny_model
+from tiny_models import LLAMA_LIKE, tiny_llama_folder, tiny_model
 
 from interp.patching import patch_sweep
 from interp.path_patching import path_patch_sweep
-from interp.tasks import Task
+from interp.tasks import Task, induction_task
 
 
 def tiny(attn_only=False, n_layers=3, seed=0):
@@ -65,6 +65,39 @@ def test_sweep_equals_the_definition_applied_by_hand(receivers):
         for head in range(3):
             expected = by_hand(model, task, (layer, head), receivers)
             assert result.values[layer, head].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_grouped_query_key_and_value_receivers_are_the_groups():
+    """Under grouped-query attention (4 query heads on 2 key/value heads) a k/v receiver of a
+    head replaces its group's shared key/value: the definition by hand on the group's index, the
+    same value for both heads of a group, and the bridge's numbers."""
+
+    model = tiny_model(0, n_layers=3, d_vocab=11, **LLAMA_LIKE)
+    task = tiny_task()
+    for kind in ("k", "v"):
+        result = path_patch_sweep(model, task, [(kind, 2, 3)], progress=False)
+        same_group = path_patch_sweep(model, task, [(kind, 2, 2)], progress=False)
+        torch.testing.assert_close(result.values, same_group.values)
+        for layer in range(2):
+            for head in range(4):
+                expected = by_hand(model, task, (layer, head), [(kind, 2, 1)])  # group of head 3
+                assert result.values[layer, head].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_grouped_query_bridge_gives_the_hooked_transformers_numbers(tmp_path):
+    from interp import load_model
+
+    folder = tiny_llama_folder(tmp_path / "gqa", n_kv=2, n_layers=3)
+    hooked = load_model(folder, device="cpu", backend="hooked")
+    bridge = load_model(folder, device="cpu", backend="bridge")
+    task = induction_task(hooked, n=3, period=5)
+    receivers = [("q", 2, 1), ("k", 2, 3), ("v", 1, 2)]
+    torch.testing.assert_close(
+        path_patch_sweep(bridge, task, receivers, progress=False).values,
+        path_patch_sweep(hooked, task, receivers, progress=False).values,
+        atol=1e-5,
+        rtol=1e-5,
+    )
 
 
 def test_with_no_other_path_it_equals_activation_patching():

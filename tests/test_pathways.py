@@ -59,3 +59,22 @@ def test_bad_arguments(induction_model, induction_prompt):
         attention_pathways(induction_model, induction_prompt, target="module module")
     with pytest.raises(ValueError, match="context"):
         attention_pathways(induction_model, "1" * 300)
+
+
+def test_trace_runs_under_grouped_query_attention(tmp_path):
+    """Key/value senders go into a head's key/value group (4 query heads on 2 key/value heads);
+    the bridge traces the same graph as the HookedTransformer."""
+    from tiny_models import tiny_llama_folder
+
+    from interp import load_model
+    from interp.tasks import induction_task
+
+    folder = tiny_llama_folder(tmp_path / "gqa", n_kv=2, n_layers=3)
+    graphs = []
+    for backend in ("hooked", "bridge"):
+        model = load_model(folder, device="cpu", backend=backend)
+        graphs.append(attention_pathways(model, induction_task(model, n=3, period=6), depth=2))
+    hooked, bridged = graphs
+    methods = set(hooked.edge_methods)
+    assert {"path_patching:q", "path_patching:k", "path_patching:v"} & methods
+    assert hooked.edge_weights().keys() == bridged.edge_weights().keys()
