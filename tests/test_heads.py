@@ -113,3 +113,20 @@ def test_ablating_the_induction_heads_raises_the_second_copy_loss(induction_mode
     assert (
         plain < 0.5 and ablated > 0.5 * first
     )  # the second copy becomes almost as hard as the first
+
+
+def test_a_short_context_model_gets_a_probe_that_fits():
+    """The default probe (period 50, 101 tokens) shrinks to the model's context; a probe that
+    cannot fit is refused by name."""
+    from tiny_models import tiny_model
+
+    from interp.heads import induction_scores, repeated_random_tokens, repeated_token_loss
+
+    model = tiny_model(0)  # n_ctx 16
+    scores = induction_scores(model)
+    assert scores.values.shape == (2, 4) and scores.provenance["period"] == 7
+    assert len(repeated_token_loss(model)) == 2
+    with pytest.raises(ValueError, match="longer than the model's context of 16"):
+        repeated_random_tokens(model, period=50)
+    with pytest.raises(ValueError, match="longer than the model's context of 16"):
+        induction_scores(model, torch.zeros(1, 20, dtype=torch.long))

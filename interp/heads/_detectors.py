@@ -28,6 +28,12 @@ def repeated_random_tokens(
         raise ValueError(f"period={period} is too short for an induction probe; use >= 2")
     if n < 1:
         raise ValueError(f"n={n}: need at least one sequence")
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    if n_ctx and 1 + 2 * period > n_ctx:
+        raise ValueError(
+            f"period={period} makes sequences of {1 + 2 * period} tokens, longer than the "
+            f"model's context of {n_ctx}; use period <= {(n_ctx - 1) // 2}"
+        )
     gen = torch.Generator().manual_seed(seed)
     bos = model.tokenizer.bos_token_id if model.tokenizer is not None else None
     special = set(getattr(model.tokenizer, "all_special_ids", []) or [])
@@ -103,11 +109,16 @@ def previous_token_scores(model, tokens: Tensor | None = None) -> Result:
 
 
 def _probe(model, tokens, period):
+    n_ctx = getattr(model.cfg, "n_ctx", None)
     if tokens is None:
-        tokens = repeated_random_tokens(model)
-        period = 50
+        period = min(50, (n_ctx - 1) // 2) if n_ctx else 50  # a short-context model: shorter
+        tokens = repeated_random_tokens(model, period=period)
     if tokens.dim() != 2:
         raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+    if n_ctx and tokens.shape[1] > n_ctx:
+        raise ValueError(
+            f"tokens of length {tokens.shape[1]} are longer than the model's context of {n_ctx}"
+        )
     has_bos = model.tokenizer is not None and bool(
         (tokens[:, 0] == model.tokenizer.bos_token_id).all()
     )
