@@ -32,9 +32,9 @@ PatchFn = Callable[[str, Tensor], Tensor]
 
 
 def _hooked(model) -> bool:
-    from transformer_lens import HookedTransformer
+    from .models import is_hooked
 
-    return isinstance(model, HookedTransformer)
+    return is_hooked(model)
 
 
 def _bridge(model) -> bool:

@@ -132,7 +132,8 @@ def load_model(
         device: default cuda, then mps, then cpu.
         dtype: a torch dtype or its name; default float32.
         backend: ``"hooked"`` (HookedTransformer), ``"bridge"`` (TransformerBridge in compatibility
-            mode) or ``"auto"``: hooked for the GPT-2 and Llama architectures from an HF folder,
+            mode) or ``"auto"``: hooked for the GPT-2 and Llama architectures from an HF folder
+            (where TransformerLens still has HookedTransformer),
             bridge otherwise (GGUF files included).
         process_weights: fold layer norms and centre weights as TransformerLens's
             ``from_pretrained`` does; off by default so logits equal transformers'.
@@ -252,7 +253,7 @@ def _from_folder(folder: Path, spec: str, device, dtype, backend, process_weight
     arch = _architecture(folder)
     chosen = backend
     if backend == "auto":
-        chosen = "hooked" if arch in _HOOKED_ARCHITECTURES else "bridge"
+        chosen = "hooked" if arch in _HOOKED_ARCHITECTURES and hooked_available() else "bridge"
     tokenizer = AutoTokenizer.from_pretrained(folder)
     hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     model = (_hooked if chosen == "hooked" else _bridge)(
@@ -286,8 +287,31 @@ def _from_gguf(path: Path, spec: str, device, dtype, backend, process_weights):
     )
 
 
+def hooked_available() -> bool:
+    """Whether this TransformerLens has ``HookedTransformer`` (TransformerLens 4 removes it)."""
+    try:
+        from transformer_lens import HookedTransformer  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def is_hooked(model) -> bool:
+    """Whether ``model`` is a ``HookedTransformer`` (never, where TransformerLens has none)."""
+    try:
+        from transformer_lens import HookedTransformer
+    except ImportError:
+        return False
+    return isinstance(model, HookedTransformer)
+
+
 def _hooked(folder: Path, hf_model, tokenizer, arch, device, dtype, process_weights):
     """A HookedTransformer built from an in-memory HF model; the hub is never contacted."""
+    if not hooked_available():
+        raise ModelSpecError(
+            "backend='hooked' needs HookedTransformer, which this TransformerLens no longer has "
+            "(it went in 4.0); use backend='bridge' or 'auto'"
+        )
     from transformer_lens import HookedTransformer, HookedTransformerConfig
     from transformer_lens.loading_from_pretrained import convert_hf_model_config
     from transformer_lens.pretrained.weight_conversions import (

@@ -104,3 +104,33 @@ def test_hub_name_offline_and_uncached_says_how_to_use_a_local_folder(tmp_path, 
 def test_known_names_include_organisms_smollm2_and_transformerlens():
     names = known_names()
     assert "induction-2l" in names and "smollm2-135m" in names and "gpt2" in names
+
+
+def test_without_hooked_transformer_models_load_as_bridges_and_patch_the_same(
+    induction_model, monkeypatch
+):
+    """TransformerLens 4 has no HookedTransformer: 'auto' then gives a TransformerBridge, the
+    fast patching engine still runs on it, and 'hooked' is refused by name."""
+    import builtins
+
+    from interp.models import ModelSpecError, load_model
+    from interp.patching import patch_sweep
+    from interp.tasks import induction_task
+
+    task = induction_task(induction_model, n=2, period=6)
+    want = patch_sweep(induction_model, task, "z", ("layer", "pos", "head"), progress=False)
+    real_import = builtins.__import__
+
+    def no_hooked_transformer(name, globals=None, locals=None, fromlist=(), level=0):
+        if name == "transformer_lens" and "HookedTransformer" in (fromlist or ()):
+            raise ImportError("cannot import name 'HookedTransformer' (TransformerLens 4)")
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", no_hooked_transformer)
+    model = load_model("induction-2l", device="cpu")
+    assert type(model).__name__ == "TransformerBridge"
+    got = patch_sweep(model, task, "z", ("layer", "pos", "head"), progress=False)
+    assert got.provenance["engine"] == "resume"
+    assert (got.values - want.values).abs().max().item() <= 1e-4
+    with pytest.raises(ModelSpecError, match="went in 4.0"):
+        load_model("induction-2l", device="cpu", backend="hooked")

@@ -253,9 +253,9 @@ def head_input_grads(model, layer: int, resid_pre: Tensor, grads: list[Tensor]) 
 
 def answer_logits(model, tokens: Tensor, pos: int) -> Tensor:
     """Logits ``[batch, vocab]`` at position ``pos`` only (the unembedding of one position)."""
-    from transformer_lens import HookedTransformer
+    from ..models import is_hooked
 
-    if not isinstance(model, HookedTransformer):
+    if not is_hooked(model):  # a TransformerBridge runs on past stop_at_layer=n_layers
         return model(tokens)[:, pos]
     resid = model(tokens, stop_at_layer=model.cfg.n_layers)[:, pos : pos + 1]
     if getattr(model.cfg, "normalization_type", None) is not None:
