@@ -195,3 +195,42 @@ def test_an_unknown_hub_name_is_reported(make_app):
     assert at.selectbox(key="model").value == "hub model name"
     assert dict(at.query_params)["model_hub"] == "no-such-model-anywhere"
     assert any("unknown model spec" in e.value for e in at.error)
+
+
+PAGES = [
+    None,
+    "views/attention.py",
+    "views/induction.py",
+    "views/patching.py",
+    "views/emergence.py",
+    "views/pathways.py",
+    "views/circuits.py",
+    "views/features.py",
+]
+
+
+def test_every_page_runs_on_a_grouped_query_transformer_bridge(tmp_path, monkeypatch):
+    """A local Llama with grouped-query attention, loaded as a TransformerBridge (what
+    TransformerLens 4 gives, and SmolLM2's default): every page runs, and so does a sweep."""
+    import functools
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+    from tiny_models import tiny_llama_folder
+
+    from app import resources as R
+
+    folder = tiny_llama_folder(tmp_path / "gqa", n_kv=2, n_layers=3)
+    monkeypatch.setenv("INTERP_APP_MODEL", str(folder))
+    monkeypatch.setattr(R, "load_model", functools.partial(R.load_model, backend="bridge"))
+    app = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
+    for page in PAGES:
+        at = AppTest.from_file(str(app), default_timeout=60).run()
+        if page:
+            at.switch_page(page).run()
+        no_exception(at)
+        if page == "views/patching.py":
+            at.button(key="run_sweep").click().run()
+            no_exception(at)
+            assert at.get("plotly_chart")
+    assert type(R.get_model(str(folder), "cpu")).__name__ == "TransformerBridge"
