@@ -4,7 +4,7 @@ random-token clean/corrupted prompts for it."""
 import torch
 
 
-def gpt2_small_shape(seed: int = 0):
+def gpt2_small_shape(seed: int = 0, device: str = "cpu"):
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     torch.manual_seed(seed)
@@ -19,7 +19,7 @@ def gpt2_small_shape(seed: int = 0):
         act_fn="gelu_new",
         normalization_type="LN",
         seed=seed,
-        device="cpu",
+        device=device,
     )
     model = HookedTransformer(cfg)
     model.eval()

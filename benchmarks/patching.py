@@ -9,6 +9,7 @@ the logits at one position), divided by the matrix-multiply rate measured in the
     python benchmarks/patching.py --model smollm2-135m
     python benchmarks/patching.py --model smollm2-135m --backend bridge   # TransformerBridge
     python benchmarks/patching.py --tl-patches 0      # TransformerLens on every patch (slow)
+    python benchmarks/patching.py --device cuda       # on a GPU (peak memory: CUDA's)
 
 TransformerLens runs one forward pass per patch, so its time is linear in the number of patches:
 by default it runs on a random sample of patches (its own ``index_df`` argument) and its full
@@ -26,15 +27,38 @@ import torch
 from _models import gpt2_small_shape, make_task
 
 
-def matmul_rate(seconds: float = 2.0) -> float:
-    """FLOP/s of a float32 matrix multiply of the sizes the sweep uses."""
-    a, b = torch.randn(2048, 768), torch.randn(768, 3072)
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_rate(device: str = "cpu", seconds: float = 2.0) -> float:
+    """FLOP/s of a float32 matrix multiply of the sizes the sweep uses, on ``device``."""
+    a = torch.randn(2048, 768, device=device)
+    b = torch.randn(768, 3072, device=device)
     a @ b
+    sync(device)
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        a @ b
-        n += 1
+        for _ in range(10):
+            a @ b
+        sync(device)
+        n += 10
     return n * 2 * 2048 * 768 * 3072 / (time.perf_counter() - start)
+
+
+def timed(fn, device: str):
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - start
+
+
+def peak_memory_gb(device: str) -> float:
+    if device.startswith("cuda"):
+        return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
 def floor_flops(cfg, seq: int, n_prompts: int, answer_pos: int) -> float:
@@ -69,11 +93,12 @@ def run(model, task, tl_patches: int, seed: int) -> dict:
     cfg = model.cfg
     seq = batch.clean.shape[1]
     n_patches = cfg.n_layers * seq * cfg.n_heads
-    rate = matmul_rate()
+    device = str(cfg.device)
+    rate = matmul_rate(device)
 
-    start = time.perf_counter()
-    ours = patch_sweep(model, task, "z", ("layer", "pos", "head"), progress=False)
-    ours_s = time.perf_counter() - start
+    ours, ours_s = timed(
+        lambda: patch_sweep(model, task, "z", ("layer", "pos", "head"), progress=False), device
+    )
 
     with torch.no_grad():
         _, clean_cache = model.run_with_cache(batch.clean)
@@ -88,19 +113,24 @@ def run(model, task, tl_patches: int, seed: int) -> dict:
     )
     if tl_patches and tl_patches < n_patches:
         index = index.sample(n=tl_patches, random_state=seed).reset_index(drop=True)
-    start = time.perf_counter()
-    ref = tlp.generic_activation_patch(
-        model,
-        batch.corrupted,
-        clean_cache,
-        metric,
-        patch_setter=tlp.layer_pos_head_vector_patch_setter,
-        activation_name="z",
-        index_df=index,
+    ref, tl_s = timed(
+        lambda: tlp.generic_activation_patch(
+            model,
+            batch.corrupted,
+            clean_cache,
+            metric,
+            patch_setter=tlp.layer_pos_head_vector_patch_setter,
+            activation_name="z",
+            index_df=index,
+        ),
+        device,
     )
-    tl_s = time.perf_counter() - start
     tl_full_s = tl_s / len(index) * n_patches
-    ours_at = ours.values[index["layer"].values, index["pos"].values, index["head"].values]
+    ours_at = ours.values[
+        torch.as_tensor(index["layer"].to_numpy().copy()),
+        torch.as_tensor(index["pos"].to_numpy().copy()),
+        torch.as_tensor(index["head"].to_numpy().copy()),
+    ]
     floor_s = floor_flops(cfg, seq, batch.batch, batch.answer_pos) / rate
     return {
         "engine": ours.provenance["engine"],
@@ -115,8 +145,8 @@ def run(model, task, tl_patches: int, seed: int) -> dict:
         "speedup_vs_tl": round(tl_full_s / ours_s, 1),
         "floor_s": round(floor_s, 2),
         "ours_over_floor": round(ours_s / floor_s, 2),
-        "max_abs_diff": float((ours_at - ref.flatten()).abs().max()),
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "max_abs_diff": float((ours_at - ref.flatten().cpu()).abs().max()),
+        "peak_memory_gb": peak_memory_gb(device),
     }
 
 
@@ -136,21 +166,23 @@ def main() -> None:
         choices=["hooked", "bridge"],
         help="HookedTransformer or TransformerBridge (a real model only)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.model == "gpt2-small-shape":
-        model = gpt2_small_shape(args.seed)
+        model = gpt2_small_shape(args.seed, args.device)
     else:
         from interp import load_model
 
-        model = load_model(args.model, device="cpu", backend=args.backend)
+        model = load_model(args.model, device=args.device, backend=args.backend)
     task = make_task(model, args.seq, args.prompts, args.seed)
     report = {
         "model": args.model,
         "backend": type(model).__name__,
+        "device": str(model.cfg.device),
         "threads": torch.get_num_threads(),
         **run(model, task, args.tl_patches, args.seed),
     }
