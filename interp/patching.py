@@ -238,6 +238,7 @@ class _FullRunner:
     """Batched patches, each a full forward pass: works on any TransformerLens model."""
 
     def __init__(self, model, batch: TaskBatch, target: Tensor, site: str, names, max_tokens: int):
+        self.partial: Callable[[int], None] = lambda k: None
         self.model, self.batch, self.target, self.site, self.names = (
             model,
             batch,
@@ -273,13 +274,23 @@ class _FullRunner:
             leave=False,
         )
         done = len(patches) - len(pending)
-        bar.update(done)
+        shown = 0
+
+        def show(n: int) -> None:  # n patches' worth of work done in all
+            nonlocal shown
+            if n > shown:
+                bar.update(n - shown)
+                shown = n
+                if report is not None:
+                    report(n, len(patches))
+
+        show(done)
+        # a long batch reports its progress as it goes: ``partial(k)`` = k patches' worth of it
+        self.partial = lambda k: show(done + k)
         for idx, scores in self.batches(patches, pending, source_cache):
             values[idx] = scores.cpu()
-            bar.update(len(idx))
             done += len(idx)
-            if report is not None:
-                report(done, len(patches))
+            show(done)
         bar.close()
         return values
 
@@ -404,8 +415,12 @@ class _ResumeRunner(_FullRunner):
         model = self.model
         x: Tensor | None = None
         order: list[int] = []
+        first, n_layers = min(wave), model.cfg.n_layers
+        size = sum(map(len, wave.values()))
         with model_lock(model):
-            for layer in range(min(wave), model.cfg.n_layers):
+            for layer in range(first, n_layers):
+                # blocks done so far, as patches' worth of the wave (the last reported by run)
+                self.partial(size * (layer - first) // (n_layers - first))
                 new = [patches[i] for i in wave.get(layer, ())]
                 src = source_cache[self.names[layer]] if new else None
                 skip = self.single_position and all(p.pos is not None for p in new)
