@@ -28,13 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .models import is_hooked
+
 PatchFn = Callable[[str, Tensor], Tensor]
-
-
-def _hooked(model) -> bool:
-    from .models import is_hooked
-
-    return is_hooked(model)
 
 
 def _bridge(model) -> bool:
@@ -45,7 +41,7 @@ def _bridge(model) -> bool:
 
 def supported(model) -> bool:
     """Whether ``resume`` computes what ``model``'s own forward pass computes."""
-    hooked, bridge = _hooked(model), _bridge(model)
+    hooked, bridge = is_hooked(model), _bridge(model)
     if not (hooked or bridge):
         return False
     cfg = model.cfg
@@ -126,7 +122,7 @@ def _attn_scale(model, layer: int) -> float:
 
 def _rotate(model, layer: int, x: Tensor, offset: int) -> Tensor:
     """Rotary embedding of ``x`` (``[batch, pos, head, d_head]``) at positions ``offset..``."""
-    if _hooked(model):
+    if is_hooked(model):
         return model.blocks[layer].attn.apply_rotary(x, offset)
     n = offset + x.shape[1]
     cache = model.__dict__.setdefault("_interp_rotary", {})
@@ -200,7 +196,7 @@ def mlp(model, layer: int, x: Tensor) -> Tensor:
     the same, as the same ``F.linear`` calls run on the same layouts."""
     module = model.blocks[layer].mlp
     cfg = model.cfg
-    if not (_hooked(model) and cfg.gated_mlp) or cfg.is_layer_norm_activation():
+    if not (is_hooked(model) and cfg.gated_mlp) or cfg.is_layer_norm_activation():
         return module(x)
     cache = model.__dict__.setdefault("_interp_fused_mlp", {})
     key = (layer, module.W_gate.data_ptr(), module.W_gate._version, module.W_out._version)

@@ -136,22 +136,26 @@ def test_eap_equals_hand_computed_linearisation(norm):
         assert got == pytest.approx(float(slope), abs=1e-5), (sender, receiver)
 
 
-@pytest.mark.parametrize("norm", ["LN", "RMS"])
-def test_edge_ablation_equals_patching_one_receiver_input(norm):
-    model, task = tiny_model(norm), tiny_task()
+def check_edge_ablation_equals_patching(model, task, edges) -> None:
+    """Ablating one edge gives the metric of patching that one receiver input by hand."""
     space, batch = edge_space(model), task.tokens(model)
     clean, _ = batch.baseline(model)
     _, cache = run_with_cache(model, batch.corrupted, sender_hooks(model, space))
     corrupted = sender_outputs(model, space, cache)
     labels = edge_scores(model, task)
     deltas = sender_deltas(model, task)
-    for sender, receiver in EDGES:
+    for sender, receiver in edges:
         mask = torch.zeros(space.n_receivers, space.n_senders, dtype=torch.bool)
         mask[_index(labels, sender, receiver)] = True
         got = ablated_metric(model, space, batch, mask, corrupted)
         want = reference_patch(model, batch, deltas[sender], receiver, torch.tensor(1.0))
         assert got == pytest.approx(float(want), abs=1e-5), (sender, receiver)
         assert abs(got - clean) > 1e-6  # the patch did something
+
+
+@pytest.mark.parametrize("norm", ["LN", "RMS"])
+def test_edge_ablation_equals_patching_one_receiver_input(norm):
+    check_edge_ablation_equals_patching(tiny_model(norm), tiny_task(), EDGES)
 
 
 def test_node_ablation_equals_ablating_the_head_everywhere():
@@ -471,20 +475,7 @@ def test_gqa_eap_equals_hand_computed_linearisation():
 
 
 def test_gqa_edge_ablation_equals_patching_one_receiver_input():
-    model, task = tiny_gqa_model(), tiny_task()
-    space, batch = edge_space(model), task.tokens(model)
-    clean, _ = batch.baseline(model)
-    _, cache = run_with_cache(model, batch.corrupted, sender_hooks(model, space))
-    corrupted = sender_outputs(model, space, cache)
-    labels = edge_scores(model, task)
-    deltas = sender_deltas(model, task)
-    for sender, receiver in GQA_EDGES:
-        mask = torch.zeros(space.n_receivers, space.n_senders, dtype=torch.bool)
-        mask[_index(labels, sender, receiver)] = True
-        got = ablated_metric(model, space, batch, mask, corrupted)
-        want = reference_patch(model, batch, deltas[sender], receiver, torch.tensor(1.0))
-        assert got == pytest.approx(float(want), abs=1e-5), (sender, receiver)
-        assert abs(got - clean) > 1e-6
+    check_edge_ablation_equals_patching(tiny_gqa_model(), tiny_task(), GQA_EDGES)
 
 
 @pytest.mark.parametrize("qkv", ["split", "sum"])

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from ..heads._neurons import top_activations
 from ..hooks import run_with_cache
 from ..result import Result
 from ._evaluate import check_transcoders
@@ -73,15 +74,12 @@ def feature_top_contexts(
     bad = [f for f in features if not 0 <= f < d_sae]
     if bad:
         raise ValueError(f"features {bad} are out of range 0..{d_sae - 1}")
-    flat = acts[..., features].reshape(-1, len(features))
-    top = flat.topk(min(k, flat.shape[0]), dim=0)
     out: dict[int, list[dict]] = {}
-    for j, f in enumerate(features):
+    for f, top in top_activations(acts, features, k).items():
         rows = []
-        for value, idx in zip(top.values[:, j].tolist(), top.indices[:, j].tolist(), strict=True):
+        for value, row, pos in top:
             if value <= 0:
                 break
-            row, pos = divmod(idx, acts.shape[1])
             ctx = tokens[row, max(0, pos - window) : pos + 1]
             rows.append(
                 {

@@ -32,13 +32,10 @@ def neuron_top_contexts(
     bad = [n for n in neurons if not 0 <= n < acts.shape[-1]]
     if bad:
         raise ValueError(f"neurons {bad} are out of range 0..{acts.shape[-1] - 1}")
-    flat = acts[..., neurons].reshape(-1, len(neurons))
-    top = flat.topk(min(k, flat.shape[0]), dim=0)
     out: dict[int, list[dict]] = {}
-    for j, neuron in enumerate(neurons):
+    for neuron, top in top_activations(acts, neurons, k).items():
         rows = []
-        for value, idx in zip(top.values[:, j].tolist(), top.indices[:, j].tolist(), strict=True):
-            row, pos = divmod(idx, acts.shape[1])
+        for value, row, pos in top:
             ctx = tokens[row, max(0, pos - window) : pos + 1]
             rows.append(
                 {
@@ -51,6 +48,24 @@ def neuron_top_contexts(
             )
         out[neuron] = rows
     return out
+
+
+def top_activations(
+    acts: Tensor, units: list[int], k: int
+) -> dict[int, list[tuple[float, int, int]]]:
+    """For each unit (last axis of ``acts``, ``[batch, pos, unit]``), its ``k`` largest
+    activations as ``(value, row, pos)``, strongest first."""
+    flat = acts[..., units].reshape(-1, len(units))
+    top = flat.topk(min(k, flat.shape[0]), dim=0)
+    return {
+        unit: [
+            (value, *divmod(idx, acts.shape[1]))
+            for value, idx in zip(
+                top.values[:, j].tolist(), top.indices[:, j].tolist(), strict=True
+            )
+        ]
+        for j, unit in enumerate(units)
+    }
 
 
 def neuron_vocab_projection(model, layer: int, k: int = 10) -> dict[str, Tensor]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -17,31 +15,10 @@ def no_exception(at) -> None:
 @pytest.fixture
 def catalogue(tmp_path, monkeypatch):
     """A one-entry catalogue: the induction circuit of induction-2l, drawn by hand."""
-    from interp.circuit_graph import CircuitGraph, Node
+    from hand_made import hand_made_catalogue
 
-    g = CircuitGraph(metadata={"model": "induction-2l", "method": "hand"})
-    tok = Node("token", pos=3, index=17, label="'A'")
-    prev = Node("head", layer=0, index=3, label="L0H3")
-    ind = Node("head", layer=1, index=0, label="L1H0")
-    logit = Node("logit", layer=2, pos=5, index=55, label="'B'", activation=0.9)
-    g.add_edge(tok, prev, 0.5)
-    g.add_edge(prev, ind, 2.0)
-    g.add_edge(ind, logit, 3.0)
-    g.add_edge(tok, ind, 0.1)
-    folder = tmp_path / "induction-by-hand"
-    g.save(folder / "graph")
-    entry = {
-        "name": "induction-by-hand",
-        "title": "Induction, drawn by hand",
-        "model": "induction-2l",
-        "task": {"name": "induction", "args": {"n": 4}, "metric": "logit_diff"},
-        "method": {"name": "hand"},
-        "faithfulness": {"zero": 0.25, "mean": 0.5, "resample": 0.875},
-        "notes": "L0H3 keys L1H0.",
-    }
-    (folder / "entry.json").write_text(json.dumps(entry))
     monkeypatch.setenv("INTERP_CIRCUITS", str(tmp_path))
-    return g
+    return hand_made_catalogue(tmp_path)
 
 
 def test_circuits_page_shows_the_entry_prunes_and_opens_a_head(make_app, catalogue):

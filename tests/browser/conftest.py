@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hand_made import hand_made_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -61,34 +62,6 @@ def server_command(port: int) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def hand_made_catalogue(root: Path) -> Path:
-    """A one-entry circuit catalogue (INTERP_CIRCUITS) the Circuits page test clicks through."""
-    import json
-
-    from interp.circuit_graph import CircuitGraph, Node
-
-    g = CircuitGraph(metadata={"model": "induction-2l", "method": "hand"})
-    tok = Node("token", pos=3, index=17, label="'A'")
-    prev = Node("head", layer=0, index=3, label="L0H3")
-    ind = Node("head", layer=1, index=0, label="L1H0")
-    logit = Node("logit", layer=2, pos=5, index=55, label="'B'", activation=0.9)
-    g.add_edge(tok, prev, 0.5)
-    g.add_edge(prev, ind, 2.0)
-    g.add_edge(ind, logit, 3.0)
-    folder = root / "induction-by-hand"
-    g.save(folder / "graph")
-    entry = {
-        "name": "induction-by-hand",
-        "title": "Induction, drawn by hand",
-        "model": "induction-2l",
-        "task": {"name": "induction", "args": {"n": 4}, "metric": "logit_diff"},
-        "method": {"name": "hand"},
-        "faithfulness": {"zero": 0.25, "mean": 0.5, "resample": 0.875},
-    }
-    (folder / "entry.json").write_text(json.dumps(entry))
-    return root
-
-
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
     """Serve the app on a free port for the whole session; yields its base URL."""
@@ -98,7 +71,9 @@ def app_url(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    env["INTERP_CIRCUITS"] = str(hand_made_catalogue(tmp_path_factory.mktemp("circuits")))
+    circuits = tmp_path_factory.mktemp("circuits")
+    hand_made_catalogue(circuits)
+    env["INTERP_CIRCUITS"] = str(circuits)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
