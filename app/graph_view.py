@@ -134,7 +134,7 @@ def show_graph(graph, *, key: str, title: str, file_stem: str, model_spec: str |
     else:
         c2.download_button(
             "Export HTML (interactive figure)",
-            data=lambda: fig.to_html(include_plotlyjs="cdn"),
+            data=lambda: fig.to_html(include_plotlyjs=True),  # opens offline,
             file_name=f"{file_stem}.html",
             mime="text/html",
             key=f"{key}_html",

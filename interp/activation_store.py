@@ -3,8 +3,10 @@
 ``cache_to_disk`` runs a model over a token dataset of any size, batch by batch, and writes the
 chosen activations to ``shard-NNNNN.safetensors`` files. Each shard is written under a temporary
 name and renamed, and ``manifest.json`` (also replaced atomically) lists only complete shards, so
-an interrupted run leaves no half-written data: run the same call again and it resumes after the
-last complete shard. ``ActivationStore`` opens the folder and reads rows on demand.
+an interrupted run leaves no half-written data: run the same call again and it removes the
+interrupted run's temporary files and resumes after the last complete shard. ``ActivationStore``
+opens the folder and reads rows on demand; a manifest that names a shard outside its folder is
+refused.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .hooks import check_hook, run_with_cache
+from .artifacts import ArtifactError, atomic_path, clean_leftovers, read_json, write_json
+from .hooks import check_hook, locked, run_with_cache
 from .models import provenance
 
 MANIFEST = "manifest.json"
@@ -37,12 +39,29 @@ def _fingerprint(tokens: Tensor, names: Sequence[str], positions, dtype) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+    write_json(path, data, indent=1)
 
 
+def _read_manifest(folder: Path) -> dict:
+    """The manifest of ``folder``, refused if a shard entry points outside the folder."""
+    path = folder / MANIFEST
+    manifest = read_json(path)
+    try:
+        shards = manifest["shards"]
+        files = [s["file"] for s in shards]
+    except (KeyError, TypeError) as err:
+        raise ArtifactError(f"{path} is not an activation-store manifest ({err!r})") from err
+    for i, file in enumerate(files):
+        # a manifest is data that may come from elsewhere: only plain names inside the folder
+        if not isinstance(file, str) or Path(file).name != file or file in ("", ".", ".."):
+            raise ArtifactError(
+                f"{path}: shard {i} file {file!r} points outside the store folder; shard files "
+                f"must be plain file names inside {folder}"
+            )
+    return manifest
+
+
+@locked
 def cache_to_disk(
     model,
     tokens: Tensor,
@@ -76,12 +95,11 @@ def cache_to_disk(
     names = [check_hook(model, n) for n in names]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".shard-*"):  # a shard an interrupted run was writing
-        stale.unlink()
+    clean_leftovers(out)  # shards an interrupted run was writing
     fingerprint = _fingerprint(tokens, names, list(positions) if positions else None, dtype)
     manifest_path = out / MANIFEST
     if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
+        manifest = _read_manifest(out)
         if manifest["fingerprint"] != fingerprint:
             raise ValueError(
                 f"{out} holds activations of another run (other tokens, names, positions or dtype); "
@@ -113,10 +131,8 @@ def cache_to_disk(
             bar.update(len(batch))
         index = len(manifest["shards"])
         shard = f"shard-{index:05d}.safetensors"
-        fd, tmp = tempfile.mkstemp(prefix=".shard-", dir=out)
-        os.close(fd)
-        save_file({n: torch.cat(parts[n]) for n in names}, tmp)
-        os.replace(tmp, out / shard)
+        with atomic_path(out / shard) as tmp:
+            save_file({n: torch.cat(parts[n]) for n in names}, tmp)
         manifest["shards"].append({"file": shard, "start": done, "rows": stop - done})
         _write_json(manifest_path, manifest)
         done = stop
@@ -134,7 +150,7 @@ class ActivationStore:
             raise FileNotFoundError(
                 f"{self.folder} holds no {MANIFEST}; make it with cache_to_disk"
             )
-        self.manifest = json.loads(path.read_text())
+        self.manifest = _read_manifest(self.folder)
         self.names: list[str] = self.manifest["names"]
 
     @property

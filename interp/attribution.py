@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import torch
 
-from .hooks import hook_name, run_with_cache, scoped_hooks
+from . import _checks
+from .hooks import hook_name, locked, run_with_cache, scoped_hooks
 from .models import provenance
 from .patching import SITE_AXES, hooked_site, patch_sweep, position_labels
 from .result import Result
-from .tasks import Task, TaskBatch
+from .tasks import Task, TaskBatch, effect_reading
 
 
+@locked
 def attribution_patch(
     model,
     task: Task | TaskBatch,
@@ -109,6 +111,7 @@ def attribution_patch(
                 "direction": direction,
                 "clean_metric": clean_score,
                 "corrupted_metric": corrupted_score,
+                **effect_reading(batch.metric, direction, False, clean_score, corrupted_score),
             },
         )
         if compare:
@@ -140,6 +143,7 @@ def _final_norm(model, vectors: torch.Tensor, scale: torch.Tensor) -> torch.Tens
     return out
 
 
+@locked
 def direct_logit_attribution(
     model, task: Task | TaskBatch, run: str = "clean"
 ) -> dict[str, Result]:
@@ -244,6 +248,7 @@ def _bias_sum(model, part: str, name: str) -> torch.Tensor:
     return total
 
 
+@locked
 def logit_lens(model, tokens: torch.Tensor, targets: torch.Tensor | None = None) -> Result:
     """Log-probability of each next token read off the residual stream after every layer.
 
@@ -251,8 +256,20 @@ def logit_lens(model, tokens: torch.Tensor, targets: torch.Tensor | None = None)
     unembedding: ``[layer, pos]`` log-probabilities of ``targets`` (default: the actual next
     tokens), averaged over the batch.
     """
+    tokens = _checks.token_ids(model, tokens, "tokens")
     if tokens.dim() != 2 or tokens.shape[1] < 2:
         raise ValueError(f"tokens must be [batch, pos>=2], got {tuple(tokens.shape)}")
+    if targets is not None:
+        targets = _checks.token_ids(model, targets, "targets")
+        if (
+            targets.dim() != 2
+            or targets.shape[0] != tokens.shape[0]
+            or targets.shape[1] > tokens.shape[1]
+        ):
+            raise ValueError(
+                f"targets must be token ids [batch, pos] with batch {tokens.shape[0]} and at "
+                f"most {tokens.shape[1]} positions, got shape {tuple(targets.shape)}"
+            )
     targets = tokens[:, 1:] if targets is None else targets
     names = [hook_name(model, "resid_post", la) for la in range(model.cfg.n_layers)]
     _, cache = run_with_cache(model, tokens, names)

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .artifacts import atomic_dir, clean_leftovers, read_json, recover
 from .circuit_graph import CircuitGraph
 
 ROOT_ENV = "INTERP_CIRCUITS"
@@ -207,6 +206,7 @@ class Entry:
 def entries(root: str | os.PathLike | None = None) -> list[Entry]:
     """Every complete entry in the catalogue, by name."""
     out = []
+    clean_leftovers(catalogue_dir(root))
     for folder in sorted(catalogue_dir(root).glob("*")):
         if folder.name.startswith(".") or not (folder / "entry.json").exists():
             continue
@@ -216,10 +216,11 @@ def entries(root: str | os.PathLike | None = None) -> list[Entry]:
 
 def load_entry(name: str, root: str | os.PathLike | None = None) -> Entry:
     folder = catalogue_dir(root) / name
+    recover(folder)
     if not (folder / "entry.json").exists():
         known = [e.name for e in entries(root)]
         raise FileNotFoundError(f"no catalogue entry {name!r}; entries: {', '.join(known)}")
-    return Entry(name, folder, json.loads((folder / "entry.json").read_text()))
+    return Entry(name, folder, read_json(folder / "entry.json"))
 
 
 def build(
@@ -230,7 +231,7 @@ def build(
     device: str | None = "cpu",
 ) -> Entry:
     """Find the circuit of recipe ``name`` (EAP / EAP-IG, then the top edges), measure its
-    faithfulness and write the entry (folder built under a temporary name, then renamed)."""
+    faithfulness and write the entry (folder built under a temporary name, then swapped in)."""
     from .discovery import eap, extract, faithfulness
     from .models import load_model, provenance
     from .tasks import make_task
@@ -272,25 +273,13 @@ def build(
 
 
 def _write_entry(name: str, info: dict, graph: CircuitGraph, root) -> Entry:
-    base = catalogue_dir(root)
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base))
-    try:
+    """Write entry ``name`` as one folder swapped in whole (:func:`interp.artifacts.atomic_dir`)."""
+    folder = catalogue_dir(root) / name
+    with atomic_dir(folder) as tmp:
         graph.save(tmp / "graph")
         graph.save_json(tmp / "graph" / "viewer.json")
         (tmp / "entry.json").write_text(json.dumps(info, indent=1, default=str))
-        final = base / name
-        old = None
-        if final.exists():
-            old = base / f".{name}.old-{os.getpid()}"
-            final.rename(old)
-        tmp.rename(final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Entry(name, base / name, info)
+    return Entry(name, folder, info)
 
 
 def recheck(entry: Entry, *, model=None, device: str | None = "cpu") -> dict[str, float]:

@@ -9,8 +9,8 @@ number of nodes.
 
 A graph prunes itself by influence on the logits (as circuit-tracer does: each node's share of
 its targets' incoming absolute weight, propagated back from the logit nodes), compares itself
-with another graph, saves and loads itself (``graph.json`` + ``edges.safetensors``, written
-under a temporary name and renamed), exports and imports the attribution-graph JSON that
+with another graph, saves and loads itself (a folder of ``graph.json`` + ``edges.safetensors``,
+replaced atomically by :mod:`interp.artifacts`), exports and imports the attribution-graph JSON that
 Neuronpedia's and circuit-tracer's viewers read, and draws itself with plotly.
 """
 
@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +26,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from .artifacts import ArtifactError, atomic_dir, read_json, recover, write_json
 
 NODE_KINDS = ("token", "head", "mlp", "neuron", "feature", "error", "logit")
 # circuit-tracer's viewer names for node kinds, and back
@@ -395,11 +395,12 @@ class CircuitGraph:
 
     # -- saving --------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the folder ``path`` (``graph.json`` + ``edges.safetensors``) atomically."""
+        """Write the folder ``path`` (``graph.json`` + ``edges.safetensors``) atomically.
+
+        The folder is built beside ``path`` and swapped in by :func:`interp.artifacts.atomic_dir`,
+        so a crash leaves the whole old graph or the whole new one."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with atomic_dir(target) as tmp:
             src, dst = self.edge_index
             save_file(
                 {
@@ -417,30 +418,30 @@ class CircuitGraph:
                 "nodes": [asdict(n) for n in self.nodes],
             }
             (tmp / "graph.json").write_text(json.dumps(meta, indent=1, default=str))
-            old = None
-            if target.exists():
-                old = target.with_name(f".{target.name}.old-{os.getpid()}")
-                target.rename(old)
-            tmp.rename(target)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CircuitGraph:
+        """Read a folder written by :meth:`save`; ``ArtifactError`` naming a damaged file."""
         folder = Path(path)
+        recover(folder)
         if not (folder / "graph.json").exists():
             raise FileNotFoundError(f"{folder} is not a saved CircuitGraph (no graph.json in it)")
-        meta = json.loads((folder / "graph.json").read_text())
-        if meta.get("format") != "interp.CircuitGraph/1":
-            raise ValueError(f"{folder}/graph.json is not in the interp.CircuitGraph/1 format")
-        g = cls(metadata=meta["metadata"])
-        g.add_nodes(Node(**n) for n in meta["nodes"])
-        g.methods = list(meta["methods"])
-        edges = load_file(folder / "edges.safetensors")
+        meta = read_json(folder / "graph.json")
+        if not isinstance(meta, dict) or meta.get("format") != "interp.CircuitGraph/1":
+            raise ArtifactError(f"{folder}/graph.json is not in the interp.CircuitGraph/1 format")
+        try:
+            g = cls(metadata=meta["metadata"])
+            g.add_nodes(Node(**n) for n in meta["nodes"])
+            g.methods = list(meta["methods"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ArtifactError(f"{folder}/graph.json is damaged: {err!r}") from err
+        try:
+            edges = load_file(folder / "edges.safetensors")
+        except FileNotFoundError:
+            raise
+        except Exception as err:
+            raise ArtifactError(f"{folder}/edges.safetensors is not readable ({err})") from err
         if edges["source"].numel():
             g._src, g._dst = [edges["source"]], [edges["target"]]
             g._weight, g._method_id = [edges["weight"]], [edges["method"]]
@@ -488,23 +489,13 @@ class CircuitGraph:
 
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write :meth:`to_json` to ``path`` atomically."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_json(), f)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return write_json(path, self.to_json())
 
     @classmethod
     def from_json(cls, data: dict | str | os.PathLike) -> CircuitGraph:
         """Read an attribution-graph JSON (ours, circuit-tracer's or Neuronpedia's)."""
         if not isinstance(data, dict):
-            data = json.loads(Path(data).read_text())
+            data = read_json(data)
         for key in ("metadata", "nodes", "links"):
             if key not in data:
                 raise ValueError(f"not an attribution-graph JSON: no {key!r} field")

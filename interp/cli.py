@@ -1,13 +1,90 @@
-"""The ``interp`` command line."""
+"""The ``interp`` command line.
+
+Every refusal is one line on stderr, ``error: <message>``, with exit code 2: bad arguments that
+typer catches, and the library's own refusals (``ModelSpecError``, ``ValueError`` and the other
+user-facing exceptions) raised anywhere inside a command. ``INTERP_DEBUG=1`` shows the traceback
+instead. Other exceptions are bugs and keep their traceback.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
+
+# what the library raises for input it refuses; KeyError only as interp.hooks.UnknownHookError
+_USER_ERRORS = (ValueError, TypeError, IndexError, OSError, NotImplementedError)
+_PACKAGE = Path(__file__).resolve().parent
+# click's UsageError, found through typer's public BadParameter: typer >= 0.20 vendors click
+_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+# raised to print the help of a group called bare (click >= 8.2); it must keep doing so
+_NO_ARGS_IS_HELP = getattr(sys.modules[_USAGE_ERROR.__module__], "NoArgsIsHelpError", ())
+
+
+def _debug() -> bool:
+    return os.environ.get("INTERP_DEBUG", "").strip() not in ("", "0", "false", "False")
+
+
+def _is_user_error(err: BaseException) -> bool:
+    from .hooks import UnknownHookError
+    from .models import ModelNotAvailableOffline
+
+    return isinstance(err, (*_USER_ERRORS, UnknownHookError, ModelNotAvailableOffline))
+
+
+def _one_line(err: BaseException) -> str:
+    """``err`` as one line; named with its type and a debugging hint when raised outside interp."""
+    message = " ".join(str(err).split()) or type(err).__name__
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    origin = Path(tb.tb_frame.f_code.co_filename).resolve() if tb is not None else None
+    if origin is not None and origin.is_relative_to(_PACKAGE):
+        return message
+    return f"{type(err).__name__}: {message} (INTERP_DEBUG=1 shows the traceback)"
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Turn usage errors and the library's refusals into ``error: ...`` and exit code 2."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as err:
+        if _debug() or isinstance(err, _NO_ARGS_IS_HELP):
+            raise
+        if isinstance(err, _USAGE_ERROR):
+            ctx = getattr(err, "ctx", None)
+            where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            raise _fail(" ".join(err.format_message().split()) + where, err.exit_code) from err
+        if hasattr(err, "format_message") or not _is_user_error(err):
+            raise  # click's other exceptions show themselves; anything else is a bug
+        raise _fail(_one_line(err)) from err
+
+
+class _OneLineErrorsGroup(TyperGroup):
+    """The root command group: parsing and every sub-command run inside ``_one_line_errors``."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with _one_line_errors():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx):
+        with _one_line_errors():
+            return super().invoke(ctx)
+
 
 app = typer.Typer(
+    cls=_OneLineErrorsGroup,
     help="Mechanistic-interpretability workbench: find and check circuits in transformers.",
     no_args_is_help=True,
     add_completion=False,
@@ -27,13 +104,67 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+@contextlib.contextmanager
+def _no_weight_loading_bar() -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar (noise on stderr); hub downloads keep theirs."""
+    from huggingface_hub import utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hub_shown = not hub_utils.are_progress_bars_disabled()
+    with warnings.catch_warnings():  # the hub warns when HF_HUB_DISABLE_PROGRESS_BARS overrides
+        warnings.simplefilter("ignore")
+        hf_logging.disable_progress_bar()  # which silences the hub's bars too: give those back
+        if hub_shown:
+            hub_utils.enable_progress_bars()
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if shown:
+                hf_logging.enable_progress_bar()
+            if not hub_shown:
+                hub_utils.disable_progress_bars()
+
+
 def _load(spec: str, device: str | None):
     from .models import ModelNotAvailableOffline, ModelSpecError, load_model
 
     try:
-        return load_model(spec, device=device)
+        with _no_weight_loading_bar():
+            return load_model(spec, device=device)
     except (ModelSpecError, ModelNotAvailableOffline) as err:
         raise _fail(str(err)) from err
+
+
+def _check_rank(rank: str) -> None:
+    from .result import TOP_ORDERS
+
+    _check_choice("--rank", rank, TOP_ORDERS)
+
+
+def _check_choice(option: str, value: str, accepted: tuple[str, ...]) -> None:
+    """Refuse ``--option value`` before any model loads unless ``value`` is in ``accepted``."""
+    if value not in accepted:
+        choices = (
+            f"{', '.join(accepted[:-1])} or {accepted[-1]}" if len(accepted) > 1 else accepted[0]
+        )
+        raise _fail(f"{option} {value!r} is not accepted; use {choices}")
+
+
+def _check_site(site: str) -> None:
+    from .patching import SITE_AXES
+
+    if site not in SITE_AXES:
+        raise _fail(f"--site {site!r} cannot be patched; sites: {', '.join(SITE_AXES)}")
+
+
+def _check_task(task: str) -> None:
+    from .tasks import TASKS
+
+    if task not in TASKS:
+        raise _fail(f"--task {task!r} is not a shipped task; shipped tasks: {', '.join(TASKS)}")
 
 
 @app.command()
@@ -120,40 +251,73 @@ HEAD_SCORES = (
 TaskOpt = Annotated[str, typer.Option(help="shipped task: induction, variable-tracking, ioi")]
 OutOpt = Annotated[str | None, typer.Option(help="runs folder (default $INTERP_RUNS or ./runs)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for other programs")]
+RankOpt = Annotated[
+    str,
+    typer.Option(
+        help="rank by 'magnitude' (largest |effect|, either sign), or show the 'largest' or "
+        "'smallest' values"
+    ),
+]
+TopOpt = Annotated[int, typer.Option(min=1, help="how many entries to list")]
+NormalizeOpt = Annotated[
+    bool, typer.Option(help="map the corrupted run's metric to 0 and the clean run's to 1")
+]
 
 
-def _finish(result, name: str, out: str | None, as_json: bool, top: int = 5) -> None:
+def _finish(
+    result, name: str, out: str | None, as_json: bool, top: int = 5, rank: str = "magnitude"
+) -> None:
+    """Store a Result run and print what its values mean and its most important entries."""
+    from .result import TOP_ORDERS, where_label
     from .store import save_run
 
+    _check_choice("--rank", rank, TOP_ORDERS)
     try:
         run_id = save_run(result, name, out)
     except OSError as err:
         raise _fail(str(err), 1) from err
-    best = [{"at": where, "value": round(v, 4)} for where, v in result.top(top)]
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "run": run_id,
-                    "metric": result.metric,
-                    "axes": list(result.axes),
-                    "top": best,
-                    "provenance": result.provenance,
-                },
-                indent=1,
-                default=str,
-            )
-        )
+        best = [
+            {
+                "at": where,
+                "label": where_label(where),
+                "value": round(v, 4),
+                "effect": round(v - result.no_effect, 4),
+            }
+            for where, v in result.top(top, rank)
+        ]
+        info = {
+            "run": run_id,
+            "metric": result.metric,
+            "axes": list(result.axes),
+            "reading": result.reading,
+            "no_effect": result.no_effect,
+            "rank": rank,
+            "top": best,
+            "provenance": result.provenance,
+        }
+        typer.echo(json.dumps(info, indent=1, default=str))
         return
-    typer.echo(f"{result.metric} over {' x '.join(result.axes)}; top {top}:")
-    for b in best:
-        where = ", ".join(f"{k} {v}" for k, v in b["at"].items())
-        typer.echo(f"  {where:40s} {b['value']:.4f}")
+    typer.echo(f"{result.metric} over {' x '.join(result.axes)}")
+    typer.echo(result.summary(top, rank))
     typer.echo(f"saved run {run_id} (interp runs show {run_id})")
 
 
-def _finish_graph(graph, name: str, out: str | None, as_json: bool, top: int = 8) -> None:
-    """Store a CircuitGraph run and print its strongest edges (or JSON)."""
+EDGE_READINGS = {
+    "discover": "edge weight = the estimated change of the metric when this edge alone carries "
+    "the corrupted run's value: - means the edge carries the behaviour, + that it works against "
+    "it; ranked by |weight|",
+    "pathways": "edge weight = the effect measured by patching or knocking out the source: "
+    "ranked by |weight|, sign kept",
+    "graph": "edge weight = the direct effect of the source on the target through frozen "
+    "attention and norms (+ excites, - inhibits); ranked by |weight|",
+}
+
+
+def _finish_graph(
+    graph, name: str, out: str | None, as_json: bool, top: int = 8, reading: str = ""
+) -> None:
+    """Store a CircuitGraph run and print what its edge weights mean and its strongest edges."""
     from .store import save_run
 
     try:
@@ -166,13 +330,22 @@ def _finish_graph(graph, name: str, out: str | None, as_json: bool, top: int = 8
         for s, t, w, m in edges
     ]
     if as_json:
-        info = {"run": run_id, "nodes": len(graph.nodes), "edges": graph.n_edges, "top": best}
+        info = {
+            "run": run_id,
+            "nodes": len(graph.nodes),
+            "edges": graph.n_edges,
+            "reading": reading,
+            "top": best,
+        }
         typer.echo(json.dumps(info, indent=1, default=str))
         return
-    typer.echo(f"{graph}; strongest edges:")
+    typer.echo(f"{graph}")
+    if reading:
+        typer.echo(reading)
+    typer.echo("strongest edges:")
     for b in best:
         typer.echo(f"  {b['source']:>22s} -> {b['target']:22s} {b['weight']:+.4f}  {b['method']}")
-    typer.echo(f"saved run {run_id} (interp runs show {run_id}; graph.json opens in viewers)")
+    typer.echo(f"saved run {run_id} (interp runs show {run_id}; viewer.json opens in viewers)")
 
 
 def _task(name: str, model):
@@ -219,22 +392,33 @@ def patch(
         str, typer.Option(help="comma-separated axes: layer,pos,head")
     ] = "layer,pos,head",
     direction: Annotated[str, typer.Option(help="denoise or noise")] = "denoise",
-    normalize: Annotated[bool, typer.Option(help="corrupted 0, clean 1")] = True,
+    normalize: NormalizeOpt = False,
+    top: TopOpt = 5,
+    rank: RankOpt = "magnitude",
     device: Annotated[str | None, typer.Option()] = None,
     out: OutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Activation-patching sweep of a site on a task."""
-    from .patching import patch_sweep
+    from .patching import DIRECTIONS, SITE_AXES, patch_sweep
 
+    _check_task(task)
+    _check_rank(rank)
+    _check_site(site)
+    axes = tuple(a.strip() for a in by.split(","))
+    valid = all(a in SITE_AXES[site] for a in axes) and len(set(axes)) == len(axes)
+    if not valid or "layer" not in axes:
+        raise _fail(
+            f"--by {by!r} is not accepted for --site {site}: give distinct comma-separated axes "
+            f"from {','.join(SITE_AXES[site])}, with layer among them"
+        )
+    _check_choice("--direction", direction, DIRECTIONS)
     m = _load(model, device)
     try:
-        result = patch_sweep(
-            m, _task(task, m), site, tuple(by.split(",")), direction, normalize=normalize
-        )
+        result = patch_sweep(m, _task(task, m), site, axes, direction, normalize=normalize)
     except ValueError as err:
         raise _fail(str(err)) from err
-    _finish(result, f"patch-{site}", out, as_json)
+    _finish(result, f"patch-{site}", out, as_json, top, rank)
 
 
 @app.command("path-patch")
@@ -245,6 +429,9 @@ def path_patch(
         str, typer.Option(help="'logits' or q/k/v heads like 'q:1:0,v:1:2'")
     ] = "logits",
     direction: Annotated[str, typer.Option(help="noise or denoise")] = "noise",
+    normalize: NormalizeOpt = False,
+    top: TopOpt = 5,
+    rank: RankOpt = "magnitude",
     device: Annotated[str | None, typer.Option()] = None,
     out: OutOpt = None,
     as_json: JsonOpt = False,
@@ -252,18 +439,31 @@ def path_patch(
     """Path patching: every head as the sender, into the logits or chosen head inputs."""
     from .path_patching import path_patch_sweep
 
+    _check_task(task)
+    _check_rank(rank)
+    _check_choice("--direction", direction, ("noise", "denoise"))
+    recv = "logits" if receivers == "logits" else _parse_receivers(receivers)
     m = _load(model, device)
-    recv: object = "logits"
     try:
-        if receivers != "logits":
-            recv = [
-                (k, int(layer), int(head))
-                for k, layer, head in (r.split(":") for r in receivers.split(","))
-            ]
-        result = path_patch_sweep(m, _task(task, m), recv, direction, normalize=True)
+        result = path_patch_sweep(m, _task(task, m), recv, direction, normalize=normalize)
     except ValueError as err:
         raise _fail(f"{err} (receivers look like 'logits' or 'q:1:0,k:1:2')") from err
-    _finish(result, "path-patch", out, as_json)
+    _finish(result, "path-patch", out, as_json, top, rank)
+
+
+def _parse_receivers(receivers: str) -> list[tuple[str, int, int]]:
+    """``'q:1:0,v:1:2'`` as ``[("q", 1, 0), ("v", 1, 2)]``; refused (exit 2) when malformed."""
+    parsed = []
+    for item in receivers.split(","):
+        kind, _, rest = item.strip().partition(":")
+        layer, _, head = rest.partition(":")
+        if kind not in ("q", "k", "v") or not layer.isdigit() or not head.isdigit():
+            raise _fail(
+                f"--receivers {receivers!r} is not accepted; give 'logits' or comma-separated "
+                "head inputs kind:layer:head with kind q, k or v, like 'q:1:0,k:1:2'"
+            )
+        parsed.append((kind, int(layer), int(head)))
+    return parsed
 
 
 @app.command()
@@ -274,6 +474,8 @@ def attribute(
     compare: Annotated[
         bool, typer.Option(help="also run exact patching; report the correlation")
     ] = False,
+    top: TopOpt = 5,
+    rank: RankOpt = "magnitude",
     device: Annotated[str | None, typer.Option()] = None,
     out: OutOpt = None,
     as_json: JsonOpt = False,
@@ -281,12 +483,15 @@ def attribute(
     """Attribution patching: the gradient estimate of every patch of a site at once."""
     from .attribution import attribution_patch
 
+    _check_task(task)
+    _check_rank(rank)
+    _check_site(site)
     m = _load(model, device)
     try:
         result = attribution_patch(m, _task(task, m), site, compare=compare)[site]
     except ValueError as err:
         raise _fail(str(err)) from err
-    _finish(result, f"attribution-{site}", out, as_json)
+    _finish(result, f"attribution-{site}", out, as_json, top, rank)
 
 
 @app.command()
@@ -313,7 +518,7 @@ def pathways(
         graph = attention_pathways(m, prompt, target, depth=depth)
     except ValueError as err:
         raise _fail(str(err)) from err
-    _finish_graph(graph, "pathways", out, as_json)
+    _finish_graph(graph, "pathways", out, as_json, reading=EDGE_READINGS["pathways"])
 
 
 @app.command()
@@ -330,6 +535,8 @@ def discover(
     """Find a circuit of heads and MLPs for a task, and measure its faithfulness."""
     from .discovery import acdc, eap, extract, faithfulness
 
+    _check_task(task)
+    _check_choice("--method", method, ("EAP", "EAP-IG", "ACDC"))
     m = _load(model, device)
     t = _task(task, m)
     try:
@@ -348,7 +555,8 @@ def discover(
     if not as_json:
         scores = ", ".join(f"{k} {v:.3f}" for k, v in circuit.metadata["faithfulness"].items())
         typer.echo(f"faithfulness (share of the clean-vs-corrupted metric): {scores}")
-    _finish_graph(circuit, f"discover-{method}", out, as_json)
+    reading = EDGE_READINGS["discover"] if method.upper() != "ACDC" else ""
+    _finish_graph(circuit, f"discover-{method}", out, as_json, reading=reading)
 
 
 @app.command("app")
@@ -421,6 +629,8 @@ def graph(
     from .attribution_graph import attribution_graph
     from .dictionaries import load_transcoders
 
+    if not prompt.strip():
+        raise _fail("the prompt is empty; give the text whose next token the graph explains")
     m = _load(model, device)
     try:
         tcs = load_transcoders(transcoders or model, device=str(m.cfg.device))
@@ -435,7 +645,7 @@ def graph(
         )
     except (ValueError, FileNotFoundError) as err:
         raise _fail(str(err)) from err
-    _finish_graph(g, "attribution-graph", out, as_json)
+    _finish_graph(g, "attribution-graph", out, as_json, reading=EDGE_READINGS["graph"])
 
 
 circuits_app = typer.Typer(help="The circuit catalogue (circuits/).", no_args_is_help=True)
@@ -505,47 +715,85 @@ app.add_typer(runs_app, name="runs")
 
 @runs_app.command("list")
 def runs_list(out: OutOpt = None, as_json: JsonOpt = False) -> None:
-    """List stored runs."""
-    from .store import list_runs
+    """List stored runs; a damaged run is named on a line of its own, after the readable ones."""
+    from .store import scan_runs
 
-    runs = list_runs(out)
+    runs, broken = scan_runs(out)
     if as_json:
-        typer.echo(json.dumps(runs, indent=1))
+        typer.echo(json.dumps(runs + broken, indent=1))
         return
     for r in runs:
         typer.echo(f"{r['id']:45s} {str(r['method']):22s} {r['metric']} {r['axes']} {r['shape']}")
+    for r in broken:
+        typer.echo(f"{r['id']:45s} BROKEN: {r['error']}")
 
 
 @runs_app.command("show")
-def runs_show(run_id: str, out: OutOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one stored run: its metric, axes, top values and provenance."""
+def runs_show(
+    run_id: str,
+    out: OutOpt = None,
+    as_json: JsonOpt = False,
+    top: TopOpt = 5,
+    rank: RankOpt = "magnitude",
+) -> None:
+    """Show one stored run: what its values mean, its most important entries, how it was made."""
+    from .artifacts import ArtifactError
     from .circuit_graph import CircuitGraph
+    from .result import where_label
     from .store import load_run
 
+    _check_rank(rank)
     try:
         result = load_run(run_id, out)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ArtifactError) as err:
         raise _fail(str(err)) from err
     if isinstance(result, CircuitGraph):
-        edges = sorted(result.edges(), key=lambda e: -abs(e[2]))[:10]
+        edges = sorted(result.edges(), key=lambda e: -abs(e[2]))[: max(top, 10)]
         info = {
             "run": run_id,
             "graph": repr(result),
             "metadata": result.metadata,
             "top_edges": [[s.node_id, t.node_id, round(w, 4), m] for s, t, w, m in edges],
         }
+        if as_json:
+            typer.echo(json.dumps(info, indent=1, default=str))
+            return
+        typer.echo(f"run {run_id}: {result!r}")
+        typer.echo("strongest edges by |weight| (the effect of the source on the target):")
+        for s, t, w, m in edges:
+            typer.echo(f"  {s.node_id:>22s} -> {t.node_id:22s} {w:+.4f}  {m}")
+        return
+    if as_json:
+        best = [
+            {"at": w, "label": where_label(w), "value": round(v, 4)}
+            for w, v in result.top(top, rank)
+        ]
+        info = {
+            "run": run_id,
+            "metric": result.metric,
+            "axes": list(result.axes),
+            "shape": list(result.shape),
+            "reading": result.reading,
+            "no_effect": result.no_effect,
+            "top": best,
+            "provenance": result.provenance,
+        }
         typer.echo(json.dumps(info, indent=1, default=str))
         return
-    best = [{"at": w, "value": round(v, 4)} for w, v in result.top(5)]
-    info = {
-        "run": run_id,
-        "metric": result.metric,
-        "axes": list(result.axes),
-        "shape": list(result.shape),
-        "top": best,
-        "provenance": result.provenance,
+    prov = result.provenance
+    dims = " x ".join(f"{a} {n}" for a, n in zip(result.axes, result.shape))
+    typer.echo(f"run {run_id}: {prov.get('method', '?')} on {prov.get('task', '?')}, {dims}")
+    model = prov.get("model")
+    if isinstance(model, dict):
+        model = model.get("spec") or model.get("name")
+    settings = {
+        k: prov[k]
+        for k in ("site", "by", "direction", "normalized", "receivers", "engine", "n_prompts")
+        if k in prov
     }
-    typer.echo(json.dumps(info, indent=1, default=str))
+    typer.echo(f"model {model}; " + ", ".join(f"{k} {v}" for k, v in settings.items()))
+    typer.echo(result.summary(top, rank))
+    typer.echo(f"(interp runs show {run_id} --json for everything)")
 
 
 @organisms_app.command("list")

@@ -13,10 +13,8 @@ into emerged (important after, not before), faded, and stable.
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,13 +22,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .artifacts import clean_leftovers, read_json, write_json
 from .heads import (
     induction_scores,
     previous_token_scores,
     repeated_random_tokens,
     repeated_token_loss,
 )
-from .hooks import ablating, hook_name
+from .hooks import ablating, hook_name, locked
 from .models import load_model, provenance
 from .organisms import checkpoint_dir
 from .result import Result
@@ -40,6 +39,7 @@ from .tasks import Task, TaskBatch
 def organism_checkpoints(name: str) -> list[tuple[int, Path]]:
     """``(step, folder)`` of the training checkpoints of organism ``name``, by step."""
     root = checkpoint_dir(name)
+    clean_leftovers(root)
     found = sorted(
         (int(p.name.split("-")[1]), p) for p in root.glob("step-*") if (p / "config.json").exists()
     )
@@ -69,6 +69,7 @@ def hub_checkpoints(name: str, revisions: Sequence[str | int]) -> list[tuple[int
     return out
 
 
+@locked
 def icl_score(model, tokens: torch.Tensor, early: int = 20, late: int | None = None) -> float:
     """In-context-learning score: mean loss at position ``late`` minus at ``early`` (negative = ICL)."""
     late = late if late is not None else tokens.shape[1] - 2
@@ -126,7 +127,7 @@ def formation(
     done: dict[str, dict] = {}
     path = Path(out) if out else None
     if path and path.exists():
-        done = json.loads(path.read_text())["steps"]
+        done = read_json(path)["steps"]
     signature = None
     bar = tqdm(checkpoints, desc="checkpoints", disable=not progress, leave=False)
     for step, spec in bar:
@@ -153,7 +154,7 @@ def formation(
             "icl_repeated": _loss_drop(model, probe, period),
         }
         if path:
-            _write_json(path, {"steps": done})
+            write_json(path, {"steps": done})
     rows = [done[str(s)] for s in steps]
     labels = {"step": [str(s) for s in steps]}
     prov = {
@@ -210,17 +211,10 @@ def phase_change(curve: Result) -> int:
     return int(curve.labels["step"][int(jumps.argmax()) + 1])
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
 # -- emergence after post-training ------------------------------------------------------------------
 
 
+@locked
 def head_importance(model, task: Task | TaskBatch, how: str = "mean") -> Result:
     """The task metric lost when each head's output is ablated: ``layer x head`` (clean run).
 
@@ -274,6 +268,7 @@ def _eap_head_importance(model, batch: TaskBatch, method: str) -> torch.Tensor:
     return values
 
 
+@locked(models=("base", "tuned"))
 def emergent_heads(base, tuned, task: Task, *, threshold: float = 0.05, how: str = "mean") -> dict:
     """Heads that emerged, faded or stayed between ``base`` and ``tuned`` for ``task``.
 
@@ -311,6 +306,7 @@ def emergent_heads(base, tuned, task: Task, *, threshold: float = 0.05, how: str
     }
 
 
+@locked
 def accuracy_with_heads_ablated(
     model, task: Task, heads: Sequence[tuple[int, int]], how: str = "mean"
 ) -> float:

@@ -33,6 +33,7 @@ site                  hook                                         shape
 from __future__ import annotations
 
 import difflib
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,8 @@ from contextlib import contextmanager
 
 import torch
 from torch import Tensor
+
+from . import _checks
 
 SITES: dict[str, str] = {
     "resid_pre": "blocks.{layer}.hook_resid_pre",
@@ -162,6 +165,66 @@ def model_lock(model) -> threading.RLock:
 
 
 @contextmanager
+def holding(*models) -> Iterator:
+    """Hold the locks of ``models`` for the block: nothing else run through ``interp`` touches them.
+
+    Every analysis in ``interp`` holds its model's lock from start to end, so its forward passes
+    (hooked or plain) never run while another thread's hooks are attached, and its numbers equal
+    a serial run's. Wrap your own forward passes on a model shared with ``interp`` analyses in
+    other threads the same way::
+
+        with holding(model):
+            logits = model(tokens)
+
+    Several models are locked in one global order (by id), so two threads that lock the same pair
+    cannot deadlock.
+    """
+    locks = [model_lock(m) for m in sorted({id(m): m for m in models}.values(), key=id)]
+    for lock in locks:
+        lock.acquire()
+    try:
+        yield models[0] if len(models) == 1 else models
+    finally:
+        for lock in reversed(locks):
+            lock.release()
+
+
+def locked(fn: Callable | None = None, *, models: Sequence[str] = ("model",)) -> Callable:
+    """Decorate an analysis so that it runs holding the lock of its model argument(s).
+
+    ``models`` names the parameters that hold models (default the first, ``model``). The lock
+    is re-entrant, so analyses that call one another hold it once.
+    """
+    if fn is None:
+        return functools.partial(locked, models=models)
+    import inspect
+
+    signature = inspect.signature(fn)
+    params = list(signature.parameters)
+    where = [params.index(name) for name in models]
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        held = [
+            args[i] if i < len(args) else kwargs.get(name)
+            for i, name in zip(where, models, strict=True)
+        ]
+        held = [m for m in held if m is not None and not isinstance(m, (str, bytes))]
+        if not held:
+            return fn(*args, **kwargs)
+        with holding(*held):
+            return fn(*args, **kwargs)
+
+    return call
+
+
+def run(model, *args, **kwargs):
+    """``model(*args, **kwargs)`` holding the model's lock (see ``holding``)."""
+    with model_lock(model):
+        return model(*args, **kwargs)
+
+
+@contextmanager
 def scoped_hooks(model, fwd_hooks: Sequence[tuple[str, Callable]] = (), bwd_hooks=()) -> Iterator:
     """Attach hooks for the ``with`` block only, holding the model's lock; names are checked."""
     named = [name for name, _ in [*fwd_hooks, *bwd_hooks] if isinstance(name, str)]
@@ -242,19 +305,24 @@ def caching(
     selected = (
         [n for n in model.hook_dict if names(n)]
         if callable(names)
-        else [check_hook(model, n) for n in names]
+        else [check_hook(model, n) for n in _name_list(names)]
     )
+    if positions is not None and not isinstance(positions, slice):
+        _positions(model, positions)
     store: dict[str, list[Tensor]] = {n: [] for n in selected}
 
     def save(act, hook):
         kept = act.detach()
         if positions is not None:
+            axis = 2 if hook.name.endswith(_HEAD_FIRST) else 1
             index = (
                 positions
                 if isinstance(positions, slice)
-                else torch.as_tensor(positions, device=act.device)
+                else torch.as_tensor(
+                    _seq_positions(positions, act.shape[axis], hook, "positions"),
+                    device=act.device,
+                )
             )
-            axis = 2 if hook.name.endswith(("hook_pattern", "hook_attn_scores")) else 1
             kept = kept[(slice(None),) * axis + (index,)]
         store[hook.name].append(kept.to(device=device or kept.device, dtype=dtype or kept.dtype))
 
@@ -262,12 +330,71 @@ def caching(
         yield store
 
 
+_HEAD_FIRST = ("hook_pattern", "hook_attn_scores")  # [batch, head, q_pos, k_pos]
+_PER_HEAD = (
+    "hook_z",
+    "hook_q",
+    "hook_k",
+    "hook_v",
+    "hook_rot_q",
+    "hook_rot_k",
+    "hook_result",
+    *_HEAD_FIRST,
+)
+
+
+def _name_list(names, arg: str = "names") -> list[str]:
+    if isinstance(names, str):
+        raise TypeError(
+            f"{arg}={names!r} is a single string; give a list of hook names: [{names!r}]"
+        )
+    return list(names)
+
+
+def _n_heads(model, name: str) -> int:
+    """Heads along ``name``'s head axis: key/value heads for k and v under grouped-query attention."""
+    cfg = model.cfg
+    if (
+        name.endswith(("hook_k", "hook_v", "hook_rot_k"))
+        and getattr(cfg, "n_key_value_heads", None)
+        and not getattr(cfg, "ungroup_grouped_query_attention", False)
+    ):
+        return cfg.n_key_value_heads
+    return cfg.n_heads
+
+
+def _check_heads(model, names: Sequence[str], heads) -> list[int] | None:
+    """Refuse ``heads=`` for hooks without a head axis, and heads out of range, up front."""
+    if heads is None:
+        return None
+    flat = [n for n in names if not n.endswith(_PER_HEAD)]
+    if flat:
+        raise ValueError(
+            f"heads={heads!r} was given but {flat[0]!r} has no head axis; heads= applies only "
+            f"to per-head hooks ({', '.join(_PER_HEAD)})"
+        )
+    n = min((_n_heads(model, name) for name in names), default=model.cfg.n_heads)
+    _checks.indices(heads, n, "heads", f"for {n} heads")
+    return list(heads)
+
+
+def _positions(model, positions) -> list[int]:
+    """Positions checked up front against the context (their sequence is known only in the hook)."""
+    return _checks.indices(positions, int(model.cfg.n_ctx), "positions", "for any prompt")
+
+
+def _seq_positions(positions, size: int, hook, arg: str = "positions") -> list[int]:
+    """Positions as non-negative indices into a sequence of ``size`` tokens, checked."""
+    return _checks.indices(positions, size, arg, f"for a sequence of {size} tokens at {hook.name}")
+
+
 def _head_index(act: Tensor, hook, heads: Sequence[int] | None):
     """Index selecting ``heads`` in a per-head activation (all of it when ``heads`` is None)."""
     if heads is None:
         return (...,)
-    head_axis = 1 if hook.name.endswith(("hook_pattern", "hook_attn_scores")) else 2
-    return (slice(None),) * head_axis + (list(heads),)
+    head_axis = 1 if hook.name.endswith(_HEAD_FIRST) else 2
+    heads = _checks.indices(heads, act.shape[head_axis], "heads", f"at {hook.name}")
+    return (slice(None),) * head_axis + (heads,)
 
 
 def _selection_mask(act: Tensor, hook, positions, heads) -> Tensor:
@@ -281,11 +408,8 @@ def _selection_mask(act: Tensor, hook, positions, heads) -> Tensor:
         shape_p = list(shape)
         shape_p[pos_axis] = act.shape[pos_axis]
         m = torch.zeros(shape_p, dtype=torch.bool, device=act.device)
-        m.index_fill_(
-            pos_axis,
-            torch.as_tensor(list(positions), device=act.device) % act.shape[pos_axis],
-            True,
-        )
+        pos = _seq_positions(positions, act.shape[pos_axis], hook)
+        m.index_fill_(pos_axis, torch.as_tensor(pos, device=act.device), True)
         mask = mask & m
     if heads is not None:
         if not per_head:
@@ -293,7 +417,8 @@ def _selection_mask(act: Tensor, hook, positions, heads) -> Tensor:
         shape_h = list(shape)
         shape_h[head_axis] = act.shape[head_axis]
         m = torch.zeros(shape_h, dtype=torch.bool, device=act.device)
-        m.index_fill_(head_axis, torch.as_tensor(list(heads), device=act.device), True)
+        heads = _checks.indices(heads, act.shape[head_axis], "heads", f"at {hook.name}")
+        m.index_fill_(head_axis, torch.as_tensor(heads, device=act.device), True)
         mask = mask & m
     return mask
 
@@ -320,11 +445,17 @@ def ablating(
     """
     if how not in ("zero", "mean", "resample"):
         raise ValueError(f"how={how!r} is not accepted; use 'zero', 'mean' or 'resample'")
-    names = [check_hook(model, n) for n in names]
+    names = [check_hook(model, n) for n in _name_list(names)]
+    heads = _check_heads(model, names, heads)
     stats: dict[str, Tensor] = {}
     if how != "zero":
         if reference is None:
             raise ValueError(f"how={how!r} needs reference token ids [batch, pos]")
+        reference = _checks.token_ids(model, reference, "reference")
+        if reference.dim() != 2:
+            raise ValueError(
+                f"reference token ids must be [batch, pos], got shape {tuple(reference.shape)}"
+            )
         _, stats = run_with_cache(model, reference, names)
     gen = torch.Generator().manual_seed(seed)
 
@@ -361,10 +492,15 @@ def patching_from(
     heads: Sequence[int] | None = None,
 ) -> Iterator:
     """Replace activations with those in ``cache`` (from another run) inside the block."""
-    names = [check_hook(model, n) for n in (names if names is not None else cache)]
+    names = [check_hook(model, n) for n in (_name_list(names) if names is not None else cache)]
     missing = [n for n in names if n not in cache]
     if missing:
         raise KeyError(f"the cache has no {missing[0]!r}; it holds {sorted(cache)[:5]}...")
+    heads = _check_heads(model, names, heads)
+    if positions is not None:
+        _positions(model, positions)
+    for n in names:
+        _checks.finite(cache[n], f"cache[{n!r}]")
 
     def patch(act, hook):
         src = cache[hook.name].to(act.device, act.dtype)
@@ -384,6 +520,14 @@ def steering(
 ) -> Iterator:
     """Add ``scale * vector`` to the activation at ``name`` (all positions, or ``positions``)."""
     name = check_hook(model, name)
+    if not isinstance(vector, Tensor):
+        raise TypeError(f"vector must be a tensor, got {type(vector).__name__}")
+    _checks.finite(vector, "vector")
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise TypeError(f"scale={scale!r} must be a number")
+    _checks.finite(scale, "scale")
+    if positions is not None:
+        _positions(model, positions)
 
     def steer(act, hook):
         v = (scale * vector).to(act.device, act.dtype)
@@ -393,7 +537,8 @@ def steering(
             )
         if positions is None:
             return act + v
-        act[:, list(positions)] = act[:, list(positions)] + v
+        pos = _seq_positions(positions, act.shape[1], hook)
+        act[:, pos] = act[:, pos] + v
         return act
 
     with scoped_hooks(model, [(name, steer)]):
@@ -420,13 +565,18 @@ def attention_knockout(
     if bad or not layers:
         raise ValueError(f"layers={list(layers)} must be a non-empty list within 0..{n - 1}")
     names = [hook_name(model, "attn_scores", la) for la in layers]
-    dest_idx, src_idx = torch.as_tensor(list(dest)), torch.as_tensor(list(src))
+    n_ctx = int(model.cfg.n_ctx)
+    _checks.indices(dest, n_ctx, "dest", "for any prompt")
+    _checks.indices(src, n_ctx, "src", "for any prompt")
+    heads = _check_heads(model, names, heads)
 
     def knock(scores, hook):
         q, k = scores.shape[-2], scores.shape[-1]
+        rows = torch.as_tensor(_seq_positions(dest, q, hook, "dest"), dtype=torch.long)
+        cols = torch.as_tensor(_seq_positions(src, k, hook, "src"), dtype=torch.long)
         mask = torch.zeros(q, k, dtype=torch.bool, device=scores.device)
-        mask[(dest_idx % q)[:, None], (src_idx % k)[None, :]] = True
-        h = slice(None) if heads is None else list(heads)
+        mask[rows.to(scores.device)[:, None], cols.to(scores.device)[None, :]] = True
+        h = slice(None) if heads is None else heads
         scores[:, h] = scores[:, h].masked_fill(mask, float("-inf"))
         return scores
 

@@ -19,12 +19,14 @@ import difflib
 import importlib.util
 import json
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .artifacts import check_safetensors
 from .organisms import ORGANISMS
 
 SMOLLM2 = "smollm2-135m"
@@ -72,24 +74,73 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float64": torch.float64,
+    "fp64": torch.float64,
+}
+_DTYPES_ACCEPTED = "float32, float16, bfloat16 or float64 (a torch dtype or its name)"
+_DEVICES_ACCEPTED = "cpu, cuda or cuda:N (where CUDA is available), mps (where MPS is available)"
+
+
 def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    """A floating-point dtype a model can be loaded in; ``ValueError``/``TypeError`` otherwise."""
     if dtype is None:
         return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-    }
-    if dtype not in names:
-        raise ValueError(
-            f"dtype={dtype!r} is not accepted; use a torch dtype or one of {sorted(names)}"
-        )
-    return names[dtype]
+    if isinstance(dtype, str):
+        chosen = DTYPES.get(dtype.removeprefix("torch."))
+    elif isinstance(dtype, torch.dtype):
+        chosen = dtype if dtype in DTYPES.values() else None
+    else:
+        raise TypeError(f"dtype={dtype!r} is not accepted; use {_DTYPES_ACCEPTED}")
+    if chosen is None:
+        raise ValueError(f"dtype={dtype!r} is not accepted; use {_DTYPES_ACCEPTED}")
+    return chosen
+
+
+def available_devices() -> list[str]:
+    """The devices ``load_model`` can put a model on here: cpu, then each cuda device, then mps."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+def _as_device(device: str | torch.device | None) -> torch.device:
+    """The device to load on, checked to exist here; ``ValueError``/``TypeError`` otherwise."""
+    if device is None:
+        return default_device()
+    here = ", ".join(available_devices())
+    accepted = f"use {_DEVICES_ACCEPTED}; available here: {here}"
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device={device!r} is not accepted; {accepted}")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as err:  # an unknown device type ('tpu', 'gpu') or a malformed index
+        raise ValueError(f"device={device!r} is not accepted; {accepted}") from err
+    if chosen.type == "cpu":
+        return chosen
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r}: CUDA is not available here; {accepted}")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}: there are {torch.cuda.device_count()} CUDA devices; {accepted}"
+            )
+        return chosen
+    if chosen.type == "mps":
+        if "mps" not in available_devices():
+            raise ValueError(f"device={device!r}: MPS is not available here; {accepted}")
+        return chosen
+    # 'meta' holds no data, and other backends are untested: refuse rather than fail deep inside
+    raise ValueError(f"device={device!r} cannot hold a loaded model; {accepted}")
 
 
 def known_names() -> list[str]:
@@ -129,8 +180,9 @@ def load_model(
     Arguments:
         spec: an organism name (``"induction-2l"``), ``"smollm2-135m"``, a TransformerLens model name
             (``"gpt2"``; needs the hub unless cached), a local HF model folder, or a ``.gguf`` file.
-        device: default cuda, then mps, then cpu.
-        dtype: a torch dtype or its name; default float32.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (where available); default cuda,
+            then mps, then cpu.
+        dtype: float32 (default), float16, bfloat16 or float64, as a torch dtype or its name.
         backend: ``"hooked"`` (HookedTransformer), ``"bridge"`` (TransformerBridge in compatibility
             mode) or ``"auto"``: hooked for the GPT-2 and Llama architectures from an HF folder
             (where TransformerLens still has HookedTransformer),
@@ -143,6 +195,13 @@ def load_model(
     Returns:
         The model in eval mode, with ``model.cfg.interp_provenance`` describing how it was loaded.
 
+    Raises:
+        ModelSpecError: ``spec`` names nothing loadable, or names a folder or file that is
+            incomplete or corrupt (no weights, truncated safetensors, no tokenizer, not a GGUF).
+        ModelNotAvailableOffline: a hub model that is not cached, with no network.
+        ValueError: a ``device``, ``dtype`` or ``backend`` that is not accepted (or not available).
+        TypeError: an argument of the wrong type (``spec`` neither a str nor a path).
+
     Example:
         >>> model = load_model("induction-2l", device="cpu")
         >>> model.cfg.n_layers
@@ -150,7 +209,9 @@ def load_model(
     """
     if backend not in ("auto", "hooked", "bridge"):
         raise ValueError(f"backend={backend!r} is not accepted; use 'auto', 'hooked' or 'bridge'")
-    device = torch.device(device) if device is not None else default_device()
+    if not isinstance(spec, (str, os.PathLike)):
+        raise TypeError(f"spec={spec!r} is not accepted; give a str or a path: {_forms()}")
+    device = _as_device(device)
     dtype = _as_dtype(dtype)
     text = os.fspath(spec)
     if not text.strip():
@@ -189,6 +250,11 @@ def load_model(
         )
     close = difflib.get_close_matches(text, known_names(), n=5, cutoff=0.6)
     hint = f" Close matches: {', '.join(close)}." if close else ""
+    if os.sep in text or "/" in text or text.startswith((".", "~")) or path.suffix == ".gguf":
+        raise ModelSpecError(
+            f"no file or folder at {str(path)!r}, and {text!r} is no model name either.{hint} "
+            f"Accepted: {_forms()}."
+        )
     raise ModelSpecError(f"unknown model spec {text!r}.{hint} Accepted: {_forms()}.")
 
 
@@ -239,23 +305,67 @@ def _offline_error(spec: str, repo_id: str, why: str) -> ModelNotAvailableOfflin
     )
 
 
-def _architecture(folder: Path) -> str:
+_WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def _check_folder(folder: Path) -> str:
+    """The architecture a model folder declares, after checking it is complete enough to load.
+
+    Reads ``config.json`` and the safetensors headers (cheap: no tensor data), so that an
+    incomplete or truncated folder is refused with the file named, before transformers fails
+    deep inside.
+    """
+    config_path = folder / "config.json"
     try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ModelSpecError(f"cannot read {folder / 'config.json'}: {err}") from err
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelSpecError(f"cannot read {config_path}: {err}") from err
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise ModelSpecError(
+            f"{config_path} has no 'model_type', so transformers cannot tell which architecture "
+            "to build; a Hugging Face model folder holds the config.json saved with the model"
+        )
+    weights = sorted(p for pattern in _WEIGHT_FILES for p in folder.glob(pattern))
+    if not weights:
+        raise ModelSpecError(
+            f"{folder} holds config.json but no weights: expected model.safetensors (or sharded "
+            "model-*.safetensors, or pytorch_model.bin) next to it"
+        )
+    for file in weights:
+        if file.suffix == ".safetensors":
+            check_safetensors(file, ModelSpecError, "copy or download it again")
     return (config.get("architectures") or ["?"])[0]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _from_folder(folder: Path, spec: str, device, dtype, backend, process_weights):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    arch = _architecture(folder)
+    arch = _check_folder(folder)
     chosen = backend
     if backend == "auto":
         chosen = "hooked" if arch in _HOOKED_ARCHITECTURES and hooked_available() else "bridge"
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    if not any((folder / name).exists() for name in _TOKENIZER_FILES):
+        raise ModelSpecError(
+            f"{folder} has no tokenizer: expected one of {', '.join(_TOKENIZER_FILES)} next to "
+            "config.json"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ModelSpecError(f"cannot load the tokenizer in {folder}: {_first_line(err)}") from err
+    try:
+        hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    except torch.OutOfMemoryError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as err:
+        # a corrupt .bin, an unknown model_type, tensors whose shapes disagree with config.json
+        raise ModelSpecError(f"cannot load the model in {folder}: {_first_line(err)}") from err
     model = (_hooked if chosen == "hooked" else _bridge)(
         folder, hf_model, tokenizer, arch, device, dtype, process_weights
     )

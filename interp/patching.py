@@ -27,11 +27,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from . import forward
-from .hooks import hook_name, model_lock, run_with_cache, scoped_hooks
+from . import _checks, forward
+from .hooks import hook_name, locked, model_lock, run_with_cache, scoped_hooks
 from .models import provenance
 from .result import Result
-from .tasks import Task, TaskBatch
+from .tasks import Task, TaskBatch, effect_reading, normalised
 
 SITE_AXES: dict[str, tuple[str, ...]] = {
     "resid_pre": ("layer", "pos"),
@@ -86,6 +86,7 @@ def _validate(model, task, site: str, by, direction: str) -> tuple[TaskBatch, tu
     return batch, by
 
 
+@locked
 def patch_sweep(
     model,
     task: Task | TaskBatch,
@@ -122,6 +123,7 @@ def patch_sweep(
         >>> # equals transformer_lens.patching.get_act_patch_attn_head_out_by_pos(...)
     """
     batch, by = _validate(model, task, site, by, direction)
+    _checks.positive_int(max_tokens, "max_tokens")
     if engine not in ("auto", "resume", "full"):
         raise ValueError(f"engine={engine!r} is not accepted; use 'auto', 'resume' or 'full'")
     auto = engine == "auto"
@@ -160,7 +162,7 @@ def patch_sweep(
     values = values.view(*(sizes[a] for a in by))
     metric = batch.metric
     if normalize:
-        values = (values - corrupted_score) / (clean_score - corrupted_score)
+        values = normalised(values, clean_score, corrupted_score)
         metric = f"{metric} (normalised: corrupted 0, clean 1)"
     labels = {a: [str(i) for i in range(sizes[a])] for a in by}
     if "pos" in by:
@@ -181,7 +183,9 @@ def patch_sweep(
             "engine": engine,
             "clean_metric": clean_score,
             "corrupted_metric": corrupted_score,
+            "normalized": normalize,
             "n_prompts": batch.batch,
+            **effect_reading(batch.metric, direction, normalize, clean_score, corrupted_score),
         },
     )
 
@@ -208,6 +212,7 @@ def site_heads(model, site: str) -> int:
     return cfg.n_heads
 
 
+@locked
 def position_labels(model, tokens: Tensor) -> list[str]:
     """``"i:token"`` labels for a position axis (token ids when the model has no tokenizer)."""
     strings = model.to_str_tokens(tokens) if model.tokenizer is not None else tokens.tolist()

@@ -19,17 +19,19 @@ as the sender, batching many senders into one pass.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .hooks import hook_name, run_with_cache, scoped_hooks
+from . import _checks
+from .hooks import hook_name, locked, run_with_cache, scoped_hooks
 from .models import provenance
 from .patching import site_heads
 from .result import Result
-from .tasks import Task, TaskBatch
+from .tasks import Task, TaskBatch, effect_reading, normalised
 
 Receiver = tuple[str, int, int]  # ("q" | "k" | "v", layer, head)
 
@@ -37,16 +39,25 @@ Receiver = tuple[str, int, int]  # ("q" | "k" | "v", layer, head)
 def _receivers(model, receivers) -> list[Receiver] | str:
     if receivers == "logits":
         return "logits"
+    if isinstance(receivers, str):
+        raise ValueError(
+            f"receivers={receivers!r} is not accepted; use 'logits' or a list of "
+            "('q'|'k'|'v', layer, head)"
+        )
     out = []
     for r in receivers:
         if not (isinstance(r, tuple | list) and len(r) == 3 and r[0] in ("q", "k", "v")):
             raise ValueError(
-                f"receiver {r!r} is not accepted; use ('q'|'k'|'v', layer, head) or 'logits'"
+                f"receivers holds {r!r}, which is not accepted; use ('q'|'k'|'v', layer, head) "
+                "or 'logits'"
             )
-        kind, layer, head = r[0], int(r[1]), int(r[2])
+        try:
+            kind, layer, head = r[0], operator.index(r[1]), operator.index(r[2])
+        except TypeError:
+            raise TypeError(f"receivers holds {r!r}: layer and head must be integers") from None
         if not (0 <= layer < model.cfg.n_layers and 0 <= head < model.cfg.n_heads):
             raise ValueError(
-                f"receiver {r!r} is out of range: layers 0..{model.cfg.n_layers - 1}, "
+                f"receivers holds {r!r}, which is out of range: layers 0..{model.cfg.n_layers - 1}, "
                 f"heads 0..{model.cfg.n_heads - 1}"
             )
         out.append((kind, layer, head))
@@ -57,6 +68,7 @@ def _receivers(model, receivers) -> list[Receiver] | str:
     return out
 
 
+@locked
 def path_patch_sweep(
     model,
     task: Task | TaskBatch,
@@ -85,6 +97,7 @@ def path_patch_sweep(
     if direction not in ("noise", "denoise"):
         raise ValueError(f"direction={direction!r} is not accepted; use 'noise' or 'denoise'")
     recv = _receivers(model, receivers)
+    _checks.positive_int(senders_per_pass, "senders_per_pass")
     clean_score, corrupted_score = batch.baseline(model)
     target, source = (
         (batch.clean, batch.corrupted) if direction == "noise" else (batch.corrupted, batch.clean)
@@ -107,7 +120,7 @@ def path_patch_sweep(
     bar.close()
     metric = batch.metric
     if normalize:
-        values = (values - corrupted_score) / (clean_score - corrupted_score)
+        values = normalised(values, clean_score, corrupted_score)
         metric = f"{metric} (normalised: corrupted 0, clean 1)"
     return Result(
         values,
@@ -121,6 +134,8 @@ def path_patch_sweep(
             "direction": direction,
             "clean_metric": clean_score,
             "corrupted_metric": corrupted_score,
+            "normalized": normalize,
+            **effect_reading(batch.metric, direction, normalize, clean_score, corrupted_score),
         },
     )
 

@@ -15,6 +15,7 @@ methods and the app all take the same ``Task``.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from . import _checks
+from .hooks import locked
 from .organisms import _data
 
 Metric = Literal["logit_diff", "prob", "loss", "kl"]
@@ -67,6 +70,15 @@ class Task:
             raise ValueError(
                 "metric='logit_diff' needs wrong_answers (the competing token per pair)"
             )
+        for arg in ("clean", "corrupted", "answers", "wrong_answers"):
+            value = getattr(self, arg)
+            if isinstance(value, str):
+                raise TypeError(
+                    f"{arg}={value!r} is a single string; give a list with one entry per pair"
+                )
+            if isinstance(value, Tensor) and value.dim() != (1 if "answers" in arg else 2):
+                shape = "[batch]" if "answers" in arg else "[batch, pos]"
+                raise ValueError(f"{arg} token ids must be {shape}, got shape {tuple(value.shape)}")
         n = len(self.clean)
         for arg in ("corrupted", "answers", "wrong_answers"):
             value = getattr(self, arg)
@@ -77,6 +89,7 @@ class Task:
         if n == 0:
             raise ValueError("clean is empty: a task needs at least one prompt pair")
 
+    @locked
     def tokens(self, model) -> TaskBatch:
         """Tokenize for ``model`` and check everything before any long computation starts."""
         clean = self._prompt_tokens(model, self.clean, "clean")
@@ -103,13 +116,15 @@ class Task:
                 raise ValueError(
                     f"{arg} token ids must be [batch, pos], got {tuple(prompts.shape)}"
                 )
-            return prompts.to(model.cfg.device)
+            return _checks.token_ids(model, prompts, arg).to(model.cfg.device)
         lengths = {}
         rows = []
         for i, text in enumerate(prompts):
             if not isinstance(text, str) or not text:
                 raise ValueError(f"{arg}[{i}] must be a non-empty string, got {text!r}")
-            ids = model.to_tokens(text, prepend_bos=self.prepend_bos, truncate=False)[0]
+            ids = model.to_tokens(
+                _checks.text(text, f"{arg}[{i}]"), prepend_bos=self.prepend_bos, truncate=False
+            )[0]
             lengths[i] = len(ids)
             rows.append(ids)
         if len(set(lengths.values())) > 1:
@@ -117,25 +132,28 @@ class Task:
                 f"{arg} prompts tokenize to different lengths {sorted(set(lengths.values()))}; "
                 "all prompts in a task must have the same number of tokens"
             )
-        if rows[0].shape[0] > model.cfg.n_ctx:
-            raise ValueError(
-                f"{arg} prompts have {rows[0].shape[0]} tokens, over the context {model.cfg.n_ctx}"
-            )
+        _checks.context(model, rows[0].shape[0], f"each of the {arg} prompts")
         return torch.stack(rows).to(model.cfg.device)
 
     def _answer_tokens(self, model, answers: Prompts, arg: str) -> Int[Tensor, " batch"]:
         vocab = model.cfg.d_vocab
         if isinstance(answers, Tensor):
+            if answers.dtype == torch.bool or answers.is_floating_point():
+                raise TypeError(f"{arg} token ids must be an integer tensor, got {answers.dtype}")
             ids = answers.to(model.cfg.device).long()
             if ids.dim() != 1:
                 raise ValueError(f"{arg} token ids must be 1-D [batch], got {tuple(ids.shape)}")
         else:
             out = []
             for i, a in enumerate(answers):
+                if isinstance(a, bool) or not isinstance(a, int | str):
+                    raise TypeError(
+                        f"{arg}[{i}]={a!r} is not accepted; give a one-token string or a token id"
+                    )
                 if isinstance(a, int):
                     out.append(a)
                     continue
-                ids_i = model.to_tokens(a, prepend_bos=False)[0]
+                ids_i = model.to_tokens(_checks.text(a, f"{arg}[{i}]"), prepend_bos=False)[0]
                 if len(ids_i) != 1:
                     raise ValueError(
                         f"{arg}[{i}]={a!r} is {len(ids_i)} tokens; an answer must be one token"
@@ -148,6 +166,60 @@ class Task:
                 f"{arg}[{bad[0]}]={int(ids[bad[0]])} is outside the vocabulary 0..{vocab - 1}"
             )
         return ids
+
+
+class NonFiniteMetric(FloatingPointError, ValueError):
+    """A task metric that came out NaN (or, for a baseline, infinite)."""
+
+
+def normalised(values: Tensor, clean: float, corrupted: float) -> Tensor:
+    """``values`` mapped so that the corrupted metric is 0 and the clean metric is 1.
+
+    Raises:
+        ValueError: the clean and corrupted metrics are equal, so the scale is undefined.
+    """
+    if clean == corrupted:
+        raise ValueError(
+            f"normalize=True is undefined: the clean and corrupted metrics are equal "
+            f"(clean {clean!r}, corrupted {corrupted!r}), so there is no difference to divide "
+            "by; use normalize=False, or corrupted prompts that change the answer"
+        )
+    return (values - corrupted) / (clean - corrupted)
+
+
+def effect_reading(
+    metric: str, direction: str, normalize: bool, clean: float, corrupted: float
+) -> dict[str, float | str]:
+    """What a patching value means: ``{"no_effect": value, "reading": sentence}``.
+
+    A patched run is the unpatched *target* run with one component taken from the *source* run.
+    Denoising patches clean activations into the corrupted run, so "no effect" is the corrupted
+    metric and a component that carries the behaviour moves the value towards the clean metric.
+    Noising patches corrupted activations into the clean run, so "no effect" is the clean metric
+    and a component the behaviour needs moves the value towards the corrupted metric; one that
+    moves it the other way works against the behaviour (a negative name mover, say). Results
+    store both in their provenance, and ``Result.top``/``summary`` rank by distance from "no
+    effect", either sign.
+    """
+    if normalize:
+        clean_v, corrupted_v, scale = 1.0, 0.0, " (normalised: corrupted 0, clean 1)"
+    else:
+        clean_v, corrupted_v, scale = clean, corrupted, ""
+    if direction == "denoise":
+        target = corrupted_v
+        what = "corrupted run with this component patched in from the clean run"
+        to_clean, to_corrupted = "carries the behaviour", "works against it"
+    else:
+        target = clean_v
+        what = "clean run with this component patched in from the corrupted run"
+        to_clean, to_corrupted = "works against the behaviour", "is needed for it"
+    plus, minus = (to_clean, to_corrupted) if clean_v >= corrupted_v else (to_corrupted, to_clean)
+    reading = (
+        f"{metric}{scale} of the {what}; no effect = {target:.4g} (clean {clean_v:.4g}, "
+        f"corrupted {corrupted_v:.4g}). Effect = value - ({target:.4g}): + means the component "
+        f"{plus}, - means it {minus}."
+    )
+    return {"no_effect": float(target), "reading": reading}
 
 
 @dataclass
@@ -191,7 +263,7 @@ class TaskBatch:
         """The metric of each run, averaged over prompts; NaN raises."""
         values = self.per_prompt(logits).mean(-1)
         if torch.isnan(values).any():
-            raise FloatingPointError(f"metric {self.metric!r} returned NaN")
+            raise NonFiniteMetric(f"metric {self.metric!r} returned NaN")
         return values
 
     def score_resid(self, resid: Float[Tensor, "n batch d_model"], model) -> Float[Tensor, " n"]:
@@ -206,17 +278,29 @@ class TaskBatch:
         b = model.b_U[self.answers] - model.b_U[self.wrong_answers]
         values = ((resid * w.T[None]).sum(-1) + b).float().mean(-1)
         if torch.isnan(values).any():
-            raise FloatingPointError(f"metric {self.metric!r} returned NaN")
+            raise NonFiniteMetric(f"metric {self.metric!r} returned NaN")
         return values
 
+    @locked
     def baseline(self, model) -> tuple[float, float]:
         """The metric on the clean run and on the corrupted run (also fills ``clean_logprobs``)."""
         with torch.no_grad():
             clean = model(self.clean)[:, self.answer_pos]
             corrupted = model(self.corrupted)[:, self.answer_pos]
         self.clean_logprobs = clean.float().log_softmax(-1)
-        c, r = self.score(clean[None]), self.score(corrupted[None])
-        return float(c), float(r)
+        scores = {}
+        for run, logits in (("clean", clean), ("corrupted", corrupted)):
+            values = self.per_prompt(logits[None])[0]
+            bad = (~torch.isfinite(values)).nonzero().flatten().tolist()
+            if bad:
+                value = float(values[bad[0]])
+                raise NonFiniteMetric(
+                    f"task metric {self.metric!r} is {'NaN' if math.isnan(value) else value} on "
+                    f"the {run} run (prompt {bad[0]} of {run}): a baseline must be finite; check "
+                    "the model's weights and logits on that prompt"
+                )
+            scores[run] = float(values.mean())
+        return scores["clean"], scores["corrupted"]
 
     def tl_metric(self):
         """The same metric as a function of full logits ``[batch, pos, vocab]`` -> scalar, the form
@@ -231,6 +315,7 @@ class TaskBatch:
 # -- shipped tasks ---------------------------------------------------------------------------------
 
 
+@locked
 def induction_task(
     model, n: int = 8, period: int = 20, seed: int = 0, metric: Metric = "logit_diff"
 ) -> Task:
@@ -263,6 +348,7 @@ def induction_task(
     )
 
 
+@locked
 def variable_tracking_task(
     model,
     n: int = 16,
@@ -334,6 +420,7 @@ IOI_NAMES = (
 )
 
 
+@locked
 def ioi_task(
     model, n: int = 24, seed: int = 0, metric: Metric = "logit_diff", template: int = 0
 ) -> Task:
@@ -381,6 +468,7 @@ TASKS = {
 }
 
 
+@locked
 def make_task(name: str, model, **kwargs) -> Task:
     """A shipped task by name: ``induction``, ``variable-tracking`` or ``ioi``."""
     if name not in TASKS:

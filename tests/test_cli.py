@@ -69,6 +69,8 @@ def test_patch_writes_a_run_that_reopens(tmp_path):
     listed = runner.invoke(app, ["runs", "list", "--out", str(tmp_path), "--json"])
     assert json.loads(listed.stdout)[0]["id"] == report["run"]
     shown = runner.invoke(app, ["runs", "show", report["run"], "--out", str(tmp_path)])
+    assert shown.exit_code == 0 and f"run {report['run']}: patch_sweep" in shown.stdout
+    shown = runner.invoke(app, ["runs", "show", report["run"], "--out", str(tmp_path), "--json"])
     assert json.loads(shown.stdout)["metric"] == result.metric
 
 
@@ -76,7 +78,7 @@ def test_heads_command_and_bad_options(tmp_path):
     out = runner.invoke(
         app, ["heads", "--score", "previous-token", "--device", "cpu", "--out", str(tmp_path)]
     )
-    assert out.exit_code == 0 and "layer 0, head 3" in out.output
+    assert out.exit_code == 0 and "\n  L0H3 " in out.output
     bad = runner.invoke(app, ["heads", "--score", "bigram", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "is not accepted" in bad.output
     bad = runner.invoke(app, ["patch", "--site", "mlp", "--device", "cpu", "--out", str(tmp_path)])
@@ -145,11 +147,13 @@ def test_pathways_command_stores_a_graph_run(tmp_path):
     graph = load_run(report["run"], tmp_path)
     assert isinstance(graph, CircuitGraph) and graph.n_edges == report["edges"] > 0
     assert report["top"][0]["source"].startswith(("head.1.", "token."))
-    viewer = json.loads((tmp_path / report["run"] / "graph.json").read_text())
+    viewer = json.loads((tmp_path / report["run"] / "viewer.json").read_text())
     assert {"metadata", "nodes", "links"} <= set(viewer)
     assert list_runs(tmp_path)[0]["metric"] == "circuit graph"
-    shown = runner.invoke(app, ["runs", "show", report["run"], "--out", str(tmp_path)])
+    shown = runner.invoke(app, ["runs", "show", report["run"], "--out", str(tmp_path), "--json"])
     assert "top_edges" in json.loads(shown.stdout)
+    shown = runner.invoke(app, ["runs", "show", report["run"], "--out", str(tmp_path)])
+    assert "strongest edges" in shown.stdout
     bad = runner.invoke(app, ["pathways", "--prompt", "   ", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "non-empty" in bad.output
 
@@ -160,7 +164,7 @@ def test_copy_suppression_scores_from_the_cli(tmp_path):
     )
     assert out.exit_code == 0, out.output
     lines = out.stdout.splitlines()
-    assert lines[0].startswith("copy suppression") and "layer 2, head 2" in lines[1]
+    assert lines[0].startswith("copy suppression") and lines[3].split()[0] == "L2H2"
 
 
 def test_discover_and_the_catalogue_commands(tmp_path):

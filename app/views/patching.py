@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import plots, state
 from app import resources as R
+from interp.result import where_label
 
 ctx = state.require_context()
 ss = st.session_state
@@ -83,7 +84,7 @@ c3.radio(
     horizontal=True,
 )
 c3.checkbox(
-    "Normalise (corrupted 0, clean 1)", value=True, key="normalize", persist_state=state.KEEP
+    "Normalise (corrupted 0, clean 1)", value=False, key="normalize", persist_state=state.KEEP
 )
 
 settings = (
@@ -134,7 +135,12 @@ prov = result.provenance
 m1, m2, m3 = st.columns(3)
 m1.metric("Clean metric", f"{prov['clean_metric']:.3f}")
 m2.metric("Corrupted metric", f"{prov['corrupted_metric']:.3f}")
-m3.metric("Largest effect", f"{float(np.abs(values).max()):.3f}")
+effects = result.effects.float().numpy()
+m3.metric(
+    "Largest |effect|",
+    f"{float(effects.flat[np.nanargmax(np.abs(effects))]):+.3f}",
+    help="value minus the no-effect value (the unpatched run's metric), with its sign",
+)
 
 layers = [str(la) for la in range(info.n_layers)]
 ss["_patch_cols_are_heads"] = False
@@ -146,12 +152,12 @@ elif result.axes == ("layer", "head"):
     rows, y, xaxis = [(la, None) for la in range(info.n_layers)], layers, "head"
     ss["_patch_cols_are_heads"] = True
 elif result.axes == ("layer", "pos"):
-    matrix, x = values, [f"{i}:{t}" for i, t in enumerate(result.labels["pos"])]
+    matrix, x = values, list(result.labels["pos"])
     rows, y, xaxis = [(la, None) for la in range(info.n_layers)], layers, "position"
 else:  # layer pos head: one row per head
     n_heads = values.shape[2]
     matrix = values.transpose(0, 2, 1).reshape(info.n_layers * n_heads, -1)
-    x = [f"{i}:{t}" for i, t in enumerate(result.labels["pos"])]
+    x = list(result.labels["pos"])
     rows = [(la, h) for la in range(info.n_layers) for h in range(n_heads)]
     y, xaxis = [state.head_label(la, h) for la, h in rows], "position"
 ss["_patch_rows"] = rows
@@ -169,11 +175,23 @@ st.plotly_chart(
     fig, key="patch_chart", on_select=_open_cell, selection_mode="points", width="stretch"
 )
 st.caption("Click a cell to open its head (or every head of its layer) on the Attention page.")
-top = result.top(5)
+order = st.radio(
+    "Rank cells by",
+    ["magnitude", "largest", "smallest"],
+    format_func={
+        "magnitude": "largest |effect| (either sign)",
+        "largest": "largest values",
+        "smallest": "smallest values",
+    }.get,
+    horizontal=True,
+    key="patch_rank",
+)
+st.markdown(f"**What the numbers mean.** {result.reading}")
 st.markdown(
-    "Largest cells: "
+    "Most important cells: "
     + "; ".join(
-        ", ".join(f"{a} {lab}" for a, lab in where.items()) + f": {v:.3f}" for where, v in top
+        f"**{where_label(where)}** {v:+.3f} (effect {v - result.no_effect:+.3f})"
+        for where, v in result.top(5, order)
     )
 )
 with st.expander("Provenance"):

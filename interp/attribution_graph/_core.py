@@ -49,9 +49,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .. import _checks
 from ..circuit_graph import CircuitGraph
 from ..dictionaries._evaluate import check_transcoders
-from ..hooks import check_hook, hook_name, run_with_cache
+from ..hooks import check_hook, hook_name, locked, run_with_cache
 from ._graph import _assemble, _decode, _partial_influence
 from ._linear import LinearBackward, supports
 
@@ -74,21 +75,19 @@ class Prepared:
     groups: list[tuple[int, int, int, int]]  # (layer, pos, start, end) runs of features
 
 
+@locked
 def prompt_tokens(model, prompt, prepend_bos: bool | None = None) -> Tensor:
     """``prompt`` (text, a list of ids or a 1-D tensor) as a 1-D token tensor, length-checked."""
     if isinstance(prompt, str):
-        tokens = model.to_tokens(prompt, prepend_bos=prepend_bos)[0]
-    else:
-        tokens = torch.as_tensor(prompt, dtype=torch.long).flatten()
-    if tokens.numel() == 0:
-        raise ValueError("prompt is empty")
-    n_ctx = int(model.cfg.n_ctx)
-    if tokens.numel() > n_ctx:
+        return _checks.tokenize(model, prompt, "prompt", prepend_bos).to(_device(model))
+    tokens = _checks.token_ids(model, prompt, "prompt")
+    if tokens.dim() > 1 and tokens.shape[:-1].numel() != 1:
         raise ValueError(
-            f"prompt is {tokens.numel()} tokens long but the model's context is n_ctx={n_ctx}"
+            f"prompt token ids must be one prompt [pos] (or [1, pos]), got {tuple(tokens.shape)}"
         )
-    if int(tokens.min()) < 0 or int(tokens.max()) >= model.cfg.d_vocab:
-        raise ValueError(f"prompt token ids must lie in 0..{model.cfg.d_vocab - 1}")
+    tokens = tokens.flatten()
+    if tokens.numel() == 0:
+        raise ValueError("prompt is empty; give at least one token")
     return tokens.to(_device(model))
 
 
@@ -206,6 +205,7 @@ def _check_fraction(name: str, value) -> None:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
 
 
+@locked
 def attribution_graph(
     model,
     transcoders: Mapping[int, object],

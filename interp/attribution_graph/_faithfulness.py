@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..circuit_graph import CircuitGraph
 from ..dictionaries._evaluate import check_transcoders
-from ..hooks import hook_name, run_with_cache, scoped_hooks
+from ..hooks import hook_name, locked, run_with_cache, scoped_hooks
 from ..result import Result
 from ._core import _in_hook, prompt_tokens
 from ._graph import _model_name
@@ -41,6 +41,7 @@ def _features(model, transcoders, tokens: Tensor) -> dict[int, Tensor]:
     }
 
 
+@locked
 def circuit_logits(
     model, transcoders, tokens: Tensor, keep: dict[int, Tensor], reference: dict[int, Tensor]
 ) -> Tensor:
@@ -71,6 +72,7 @@ def circuit_logits(
         return model(tokens[None])[0, -1]
 
 
+@locked
 def feature_faithfulness(
     model,
     transcoders,

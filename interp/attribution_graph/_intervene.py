@@ -16,11 +16,13 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from .. import _checks
 from ..dictionaries._evaluate import check_transcoders
-from ..hooks import hook_name, run_with_cache, scoped_hooks
+from ..hooks import hook_name, locked, run_with_cache, scoped_hooks
 from ._core import _in_hook, prompt_tokens
 
 
+@locked
 def intervene(
     model,
     transcoders: Mapping[int, object],
@@ -61,9 +63,14 @@ def intervene(
         d_sae = transcoders[layer].W_enc.shape[1]
         if not 0 <= pos < n_pos or not 0 <= feat < d_sae:
             raise ValueError(
-                f"intervention {key}: pos must be in 0..{n_pos - 1}, feature in 0..{d_sae - 1}"
+                f"interventions key {key}: pos must be in 0..{n_pos - 1}, feature in 0..{d_sae - 1}"
             )
-        per_layer.setdefault(layer, []).append((pos, feat, float(value)))
+        try:
+            number = float(value)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"interventions[{key!r}]={value!r} must be a number") from None
+        _checks.finite(number, f"interventions[{key!r}]")
+        per_layer.setdefault(layer, []).append((pos, feat, number))
 
     freeze = [n for n in model.hook_dict if freeze_norms and n.endswith("hook_scale")]
     freeze += [n for n in model.hook_dict if freeze_attention and n.endswith("attn.hook_pattern")]

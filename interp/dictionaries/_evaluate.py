@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from ..hooks import run_with_cache, scoped_hooks
+from ..hooks import locked, run_with_cache, scoped_hooks
 from ._transcoder import transcoder_hooks
 
 
@@ -86,6 +86,7 @@ def _loss(model, tokens: Tensor) -> float:
 
 
 @torch.no_grad()
+@locked
 def reconstruction_report(model, transcoders: Mapping[int, object], tokens: Tensor) -> dict:
     """FVE, L0, dead-feature share and spliced losses per layer on ``tokens`` ([batch, pos]).
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..heads._neurons import top_activations
-from ..hooks import run_with_cache
+from ..hooks import locked, run_with_cache
 from ..result import Result
 from ._evaluate import check_transcoders
 from ._transcoder import transcoder_hooks
@@ -32,6 +32,7 @@ def _acts(model, tc, layer: int, tokens: Tensor, batch: int = 16) -> Tensor:
     return torch.cat(out)
 
 
+@locked
 def feature_density(model, transcoders: Mapping[int, object], tokens: Tensor) -> Result:
     """Fraction of tokens on which each feature fires: a ``layer x feature`` Result."""
     transcoders = check_transcoders(model, transcoders)
@@ -50,6 +51,7 @@ def feature_density(model, transcoders: Mapping[int, object], tokens: Tensor) ->
     )
 
 
+@locked
 def feature_top_contexts(
     model,
     transcoders: Mapping[int, object],
@@ -95,6 +97,7 @@ def feature_top_contexts(
 
 
 @torch.no_grad()
+@locked
 def feature_logit_effects(
     model,
     transcoders: Mapping[int, object],

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ..artifacts import check_safetensors, recover
+
 _LAYER_DIR = re.compile(r"^layer_(\d+)$")
 
 
@@ -46,8 +48,18 @@ def save_transcoders(
     return folder
 
 
+_REQUIRED_CFG = ("d_in", "d_sae", "architecture")
+_DTYPES = ("float32", "float64", "float16", "bfloat16")  # those sae-lens accepts
+
+
 def load_dictionary(path: str | Path, device: str | torch.device = "cpu"):
-    """Load one sae-lens folder (an SAE or a transcoder), exactly as sae-lens does."""
+    """Load one sae-lens folder (an SAE or a transcoder), exactly as sae-lens does.
+
+    Raises:
+        FileNotFoundError: ``path`` lacks ``cfg.json`` or ``sae_weights.safetensors``.
+        ValueError: either file is corrupt (invalid JSON, keys missing, truncated weights, shapes
+            that disagree with the config); the message names the file.
+    """
     from sae_lens import SAE
 
     path = Path(path)
@@ -56,10 +68,50 @@ def load_dictionary(path: str | Path, device: str | torch.device = "cpu"):
             f"{path} is not a sae-lens dictionary folder (needs cfg.json and "
             f"sae_weights.safetensors)"
         )
-    sae = SAE.load_from_disk(path, device=str(device))
+    _check_dictionary_files(path)
+    try:
+        sae = SAE.load_from_disk(path, device=str(device))
+    except torch.OutOfMemoryError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as err:
+        # what sae-lens raises for a config it cannot build or weights that do not fit it
+        message = " ".join(str(err).split())[:400] or type(err).__name__
+        raise ValueError(f"cannot load the dictionary in {path}: {message}") from err
     sae.eval()
     sae.requires_grad_(False)
     return sae
+
+
+def _check_dictionary_files(path: Path) -> None:
+    """Refuse a corrupt ``cfg.json`` or weights file, naming it, before sae-lens fails inside."""
+    from sae_lens.registry import SAE_CLASS_REGISTRY
+
+    cfg_path = path / "cfg.json"
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read {cfg_path}: {err}") from err
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{cfg_path} holds a {type(cfg).__name__}, not a sae-lens config object")
+    missing = [key for key in _REQUIRED_CFG if key not in cfg]
+    if missing:
+        raise ValueError(
+            f"{cfg_path} lacks {', '.join(missing)}; a sae-lens config names at least "
+            f"{', '.join(_REQUIRED_CFG)}"
+        )
+    for key in ("d_in", "d_sae"):
+        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
+            raise ValueError(f"{cfg_path}: {key}={cfg[key]!r} must be a positive integer")
+    if str(cfg.get("dtype", "float32")).removeprefix("torch.") not in _DTYPES:
+        raise ValueError(
+            f"{cfg_path}: dtype={cfg['dtype']!r} is not accepted; use one of {', '.join(_DTYPES)}"
+        )
+    if cfg["architecture"] not in SAE_CLASS_REGISTRY:
+        raise ValueError(
+            f"{cfg_path}: architecture={cfg['architecture']!r} is not one sae-lens knows "
+            f"({', '.join(sorted(SAE_CLASS_REGISTRY))})"
+        )
+    check_safetensors(path / "sae_weights.safetensors", ValueError, "copy it again or retrain")
 
 
 def load_transcoders(source: str | Path, device: str | torch.device = "cpu") -> dict:
@@ -67,10 +119,15 @@ def load_transcoders(source: str | Path, device: str | torch.device = "cpu") -> 
 
     ``source`` is a path, or the name of an organism with shipped transcoders
     (``"induction-2l"``).
+
+    Raises:
+        FileNotFoundError: no such folder, no ``layer_L`` sub-folders, or one lacks its files.
+        ValueError: a layer's ``cfg.json`` or weights are corrupt (see ``load_dictionary``).
     """
     from ._recipes import RECIPES, shipped_dir
 
     path = shipped_dir(str(source)) if str(source) in RECIPES else Path(source)
+    recover(path)
     if not path.is_dir():
         raise FileNotFoundError(
             f"no transcoder folder at {path}; give a folder of layer_L sae-lens folders or one "

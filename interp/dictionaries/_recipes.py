@@ -10,13 +10,13 @@ which training never sees, and repeated sequences from another seed.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from ..artifacts import atomic_dir
+from ..hooks import locked
 from ..organisms import _data, _train
 from ._io import load_transcoders, save_transcoders
 from ._transcoder import TranscoderTrainConfig, train_transcoders
@@ -65,6 +65,7 @@ def token_sampler(model, synthetic_fraction: float = 0.5, *, held_out: bool = Fa
     return sample
 
 
+@locked
 def held_out_tokens(model, n: int = 32, seq_len: int = 128, seed: int = 2024) -> Tensor:
     """The fixed held-out evaluation batch: ``[n, seq_len]``, half text, half repeated."""
     gen = torch.Generator().manual_seed(seed)
@@ -99,9 +100,7 @@ def train_shipped(
         progress=progress,
     )
     report = reconstruction_report(model, tcs, held_out_tokens(model))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         save_transcoders(tcs, tmp, dtype=torch.float16)
         # figures of the saved (float16) weights, as they will be loaded
         report = reconstruction_report(model, load_transcoders(tmp), held_out_tokens(model))
@@ -113,12 +112,6 @@ def train_shipped(
         tmp.chmod(0o755)
         for f in tmp.rglob("*"):
             f.chmod(0o755 if f.is_dir() else 0o644)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

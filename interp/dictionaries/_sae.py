@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..hooks import check_hook
+from ..hooks import check_hook, locked
 
 ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu", "matryoshka_batchtopk")
 
 
+@locked
 def train_sae(
     model,
     hook: str,

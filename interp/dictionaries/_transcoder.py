@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..hooks import check_hook, hook_name, run_with_cache
+from ..hooks import check_hook, hook_name, locked, run_with_cache
 
 
 def transcoder_hooks(model, layer: int) -> tuple[str, str]:
@@ -105,6 +105,7 @@ def new_transcoder(model, layer: int, d_sae: int, *, model_name: str = ""):
     return Transcoder(cfg)
 
 
+@locked
 def train_transcoders(
     model,
     layers: list[int] | None = None,
@@ -175,6 +176,7 @@ def train_transcoders(
     return out, logs
 
 
+@locked
 def train_transcoder(model, layer: int, config: TranscoderTrainConfig | None = None, **kwargs):
     """Train the transcoder of MLP ``layer``; see ``train_transcoders`` for the arguments."""
     tcs, _ = train_transcoders(model, [layer], config, **kwargs)

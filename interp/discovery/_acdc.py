@@ -20,7 +20,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from ..hooks import run_with_cache
+from ..hooks import locked, run_with_cache
 from ..models import provenance
 from ..result import Result
 from ..tasks import Task
@@ -28,6 +28,7 @@ from ._edges import edge_space, sender_hooks, sender_outputs
 from ._faithfulness import _kept_edges, ablated_metric
 
 
+@locked
 def acdc(model, task, threshold: float = 0.01, *, start=None, progress: bool = False):
     """A circuit found by ACDC-style pruning; edge weight = metric change its removal would cause.
 

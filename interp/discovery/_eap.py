@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..hooks import hook_name, scoped_hooks
+from ..hooks import hook_name, locked, scoped_hooks
 from ..models import provenance
 from ..result import Result
 from ..tasks import Task, TaskBatch
@@ -33,6 +33,7 @@ from ._edges import (
 METHODS = ("EAP", "EAP-IG")
 
 
+@locked
 def edge_scores(
     model,
     task: Task | TaskBatch,
@@ -187,6 +188,7 @@ def _step_scores(model, space: EdgeSpace, run: dict, delta: Tensor) -> Tensor:
     return scores.float().cpu()
 
 
+@locked
 def eap(
     model,
     task: Task | TaskBatch,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..hooks import hook_name, run_with_cache, scoped_hooks
+from ..hooks import hook_name, locked, run_with_cache, scoped_hooks
 from ..models import provenance
 from ..result import Result
 from ..tasks import Task, TaskBatch
@@ -54,6 +54,7 @@ def check_ablations(ablations) -> tuple[str, ...]:
     return ablations
 
 
+@locked
 def faithfulness(
     model,
     task: Task | TaskBatch,
@@ -135,6 +136,7 @@ def _kept_edges(space: EdgeSpace, circuit) -> tuple[Tensor, dict]:
     }
 
 
+@locked
 def ablated_metric(
     model, space: EdgeSpace, batch: TaskBatch, ablate: Tensor, reference: Tensor | None
 ) -> float:

@@ -220,6 +220,11 @@ def extract(
         and math.isfinite(threshold)
     ):
         raise ValueError(f"threshold={threshold!r} must be a finite number")
+    if threshold is not None and absolute and threshold < 0:
+        raise ValueError(
+            f"threshold={threshold!r} is negative, so with absolute=True (|score| >= threshold) "
+            "it would keep every edge; use threshold >= 0, or absolute=False for signed scores"
+        )
     if isinstance(graph, Result):
         graph = to_graph(graph)
     w = graph.edge_weight.abs() if absolute else graph.edge_weight

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..hooks import hook_name, model_lock, run_with_cache, scoped_hooks
+from ..hooks import hook_name, locked, model_lock, run_with_cache, scoped_hooks
 from ..models import provenance
 from ..result import Result
 from ._detectors import repeated_random_tokens
@@ -41,6 +41,7 @@ def _mean_ablation(rows: list[tuple[int, int]], b: int, mean: Tensor):
     return ablate
 
 
+@locked
 def copy_suppression_effect(
     model,
     tokens: Tensor | None = None,

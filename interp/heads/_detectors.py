@@ -15,11 +15,13 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..hooks import hook_name, model_lock, run_with_cache
+from .. import _checks
+from ..hooks import hook_name, locked, model_lock, run_with_cache
 from ..models import provenance
 from ..result import Result
 
 
+@locked
 def repeated_random_tokens(
     model, n: int = 16, period: int = 50, seed: int = 0
 ) -> Int[Tensor, "batch pos"]:
@@ -70,6 +72,7 @@ def _head_result(model, values: Tensor, metric: str, method: str, settings: dict
     )
 
 
+@locked
 def induction_scores(model, tokens: Tensor | None = None, period: int | None = None) -> Result:
     """Each head's mean attention to the token after the earlier occurrence of the current token.
 
@@ -94,6 +97,7 @@ def induction_scores(model, tokens: Tensor | None = None, period: int | None = N
     )
 
 
+@locked
 def previous_token_scores(model, tokens: Tensor | None = None) -> Result:
     """Each head's mean attention from every position to the position just before it."""
     tokens, _, _ = _probe(model, tokens, None)
@@ -119,6 +123,7 @@ def _probe(model, tokens, period):
         raise ValueError(
             f"tokens of length {tokens.shape[1]} are longer than the model's context of {n_ctx}"
         )
+    tokens = _checks.token_ids(model, tokens, "tokens")
     has_bos = model.tokenizer is not None and bool(
         (tokens[:, 0] == model.tokenizer.bos_token_id).all()
     )
@@ -132,6 +137,7 @@ def _probe(model, tokens, period):
     return tokens.to(model.cfg.device), period, offset0
 
 
+@locked
 def repeated_token_loss(model, tokens: Tensor | None = None, period: int | None = None):
     """Mean next-token loss on the first and on the second copy of repeated random tokens.
 
@@ -147,6 +153,7 @@ def repeated_token_loss(model, tokens: Tensor | None = None, period: int | None 
     return first, second
 
 
+@locked
 def duplicate_token_scores(
     model, tokens: Tensor | None = None, period: int | None = None
 ) -> Result:
@@ -162,6 +169,7 @@ def duplicate_token_scores(
     )
 
 
+@locked
 def bos_scores(model, tokens: Tensor | None = None) -> Result:
     """Each head's mean attention to the first position (attention sink / BOS heads)."""
     tokens, _, _ = _probe(model, tokens, None)
@@ -172,6 +180,7 @@ def bos_scores(model, tokens: Tensor | None = None) -> Result:
     )
 
 
+@locked
 def attention_entropy(model, tokens: Tensor | None = None) -> Result:
     """Mean entropy (nats) of each head's attention distribution, over positions and prompts."""
     tokens, _, _ = _probe(model, tokens, None)
@@ -203,6 +212,7 @@ def detection_pattern(tokens: Tensor, kind: str) -> Tensor:
     return torch.tril(same)
 
 
+@locked
 def detection_scores(
     model,
     tokens: Tensor,
@@ -216,6 +226,7 @@ def detection_scores(
     The fraction of each head's attention that falls where an ideal head of ``kind`` would put it,
     averaged over the sequences in ``tokens`` (``[batch, pos]``), all in one forward pass.
     """
+    tokens = _checks.token_ids(model, tokens, "tokens")
     if tokens.dim() != 2 or tokens.shape[1] < 2:
         raise ValueError(f"tokens must be [batch, pos] with pos >= 2, got {tuple(tokens.shape)}")
     patterns = _patterns(model, tokens.to(model.cfg.device)).float()  # layer batch head q k

@@ -12,11 +12,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..hooks import hook_name, run_with_cache
+from .. import _checks
+from ..hooks import hook_name, locked, run_with_cache
 from ..models import provenance
 from ..result import Result
 
 
+@locked
 def neuron_top_contexts(
     model, tokens: Tensor, layer: int, neurons: list[int] | None = None, k: int = 5, window: int = 8
 ) -> dict[int, list[dict]]:
@@ -26,6 +28,10 @@ def neuron_top_contexts(
         ``{neuron: [{"activation", "row", "pos", "context", "token"}, ...]}``, strongest first.
     """
     name = hook_name(model, "post", layer)
+    tokens = _checks.token_ids(model, tokens, "tokens")
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+    _checks.positive_int(k, "k")
     _, cache = run_with_cache(model, tokens, [name])
     acts = cache[name]  # batch pos d_mlp
     neurons = list(range(acts.shape[-1])) if neurons is None else neurons
@@ -68,6 +74,7 @@ def top_activations(
     }
 
 
+@locked
 def neuron_vocab_projection(model, layer: int, k: int = 10) -> dict[str, Tensor]:
     """The tokens each neuron's output weights promote and suppress: ``W_out[layer] @ W_U``.
 
@@ -76,10 +83,12 @@ def neuron_vocab_projection(model, layer: int, k: int = 10) -> dict[str, Tensor]
     """
     if not 0 <= layer < model.cfg.n_layers:
         raise ValueError(f"layer={layer} is out of range 0..{model.cfg.n_layers - 1}")
+    _checks.positive_int(k, "k")
     logits = model.W_out[layer].detach() @ model.W_U.detach()
     return {"top": logits.topk(k, dim=-1).indices, "bottom": (-logits).topk(k, dim=-1).indices}
 
 
+@locked
 def neuron_in_out_cosine(model) -> Result:
     """Cosine between each neuron's input and output weights: ``[layer, neuron]``."""
     w_in = model.W_in.detach().float()  # layer d_model d_mlp

@@ -21,23 +21,21 @@ from __future__ import annotations
 
 import torch
 
+from .. import _checks
 from ..circuit_graph import CircuitGraph, Node
-from ..hooks import hook_name, model_lock, scoped_hooks
+from ..hooks import hook_name, locked, model_lock, scoped_hooks
 from ..models import provenance
 from ..path_patching import path_patch_sweep
 from ..tasks import Task, TaskBatch
 
 
+@locked
 def pathway_task(model, prompt: str, target: str | int | None = None, seed: int = 0) -> Task:
     """A one-prompt task for a pathway trace: the target's logit against the best other token,
     with a corrupted prompt made by shuffling the prompt's tokens (the first token stays)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"prompt must be a non-empty string, got {prompt!r}")
-    tokens = model.to_tokens(prompt, truncate=False)
-    if tokens.shape[1] > model.cfg.n_ctx:
-        raise ValueError(
-            f"prompt has {tokens.shape[1]} tokens, over the model's context {model.cfg.n_ctx}"
-        )
+    tokens = _checks.tokenize(model, prompt, "prompt")[None]
     if tokens.shape[1] < 3:
         raise ValueError("prompt is too short for a pathway trace; give at least two tokens")
     with torch.no_grad(), model_lock(model):
@@ -69,9 +67,13 @@ def pathway_task(model, prompt: str, target: str | int | None = None, seed: int 
     )
 
 
+@locked
 def source_effects(model, batch: TaskBatch, layer: int, head: int, dest: int) -> torch.Tensor:
     """Drop in the metric when head ``(layer, head)`` may not attend from ``dest`` to each source
     position (one knockout per source, all in one batched pass); ``[dest + 1]``."""
+    _checks.indices([head], model.cfg.n_heads, "head", f"for {model.cfg.n_heads} heads")
+    seq = batch.clean.shape[1]
+    (dest,) = _checks.indices([dest], seq, "dest", f"for prompts of {seq} tokens")
     n_src = dest + 1
     b = batch.clean.shape[0]
     tokens = batch.clean.repeat(n_src, 1)  # row s * b + i: prompt i with source s knocked out
@@ -89,6 +91,7 @@ def source_effects(model, batch: TaskBatch, layer: int, head: int, dest: int) ->
     return clean - per
 
 
+@locked
 def attention_pathways(
     model,
     task: Task | TaskBatch | str,

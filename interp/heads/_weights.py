@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from ..hooks import locked
 from ..models import provenance
 from ..result import Result
 
@@ -41,6 +42,7 @@ def _weights(model):
     )  # layer head d_model d_head (w_o: d_head d_model)
 
 
+@locked
 def composition_scores(model, mode: str = "K") -> Result:
     """Composition of every earlier head into every later head: ``[layer1, head1, layer2, head2]``.
 
@@ -80,6 +82,7 @@ def composition_scores(model, mode: str = "K") -> Result:
     )
 
 
+@locked
 def ov_copying_scores(
     model, n_tokens: int = 512, seed: int = 0, k: int = 1
 ) -> tuple[Result, Result]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..artifacts import atomic_file, recover
 from . import _data, _train
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -21,6 +22,8 @@ class Organism:
 
     @property
     def path(self) -> Path:
+        """The model folder (put back first if a retraining died while swapping it in)."""
+        recover(WEIGHTS_DIR / self.name)
         return WEIGHTS_DIR / self.name
 
 
@@ -311,4 +314,5 @@ def refresh_card(name: str) -> None:
     org = ORGANISMS[name]
     meta = json.loads((org.path / "training.json").read_text())
     cfg = _train.TrainConfig(**meta["config"])
-    (org.path / "README.md").write_text(_card(org, cfg, meta["metrics"], meta["seconds"]))
+    with atomic_file(org.path / "README.md", "w") as f:
+        f.write(_card(org, cfg, meta["metrics"], meta["seconds"]))

@@ -6,8 +6,6 @@ import json
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,6 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..artifacts import atomic_dir, atomic_file, recover
 from . import _data
 
 
@@ -71,11 +70,8 @@ def model_config(cfg: TrainConfig, tokenizer):
 
 
 def save_folder(model, tokenizer, out: Path, card: str, meta: dict) -> None:
-    """Write an HF model folder atomically: build it beside ``out``, then swap it in."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    """Write an HF model folder atomically: build it beside ``out``, then swap it in whole."""
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(card)
@@ -83,17 +79,6 @@ def save_folder(model, tokenizer, out: Path, card: str, meta: dict) -> None:
         tmp.chmod(0o755)
         for f in tmp.iterdir():
             f.chmod(0o644)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def shared_tokenizer():
@@ -101,21 +86,24 @@ def shared_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     path = cache_dir() / "tokenizer" / f"stdlib-bpe-{_data.VOCAB_SIZE}"
+    recover(path)
     if (path / "tokenizer.json").exists():
         return PreTrainedTokenizerFast.from_pretrained(path)
     tok = _data.train_tokenizer(_data.stdlib_text())
-    path.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(path)
+    with atomic_dir(path) as tmp:
+        tok.save_pretrained(tmp)
     return tok
 
 
 def corpus_stream(tokenizer) -> torch.Tensor:
+    """The tokenised standard library as one id stream (cached; loaded as plain tensors only)."""
     path = cache_dir() / "corpus" / f"stdlib-{_data.VOCAB_SIZE}.pt"
     if path.exists():
-        return torch.load(path)
+        # weights_only: a cache file is data, and unpickling arbitrary objects would run code
+        return torch.load(path, weights_only=True)
     stream = _data.encode_corpus(tokenizer, _data.stdlib_text())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(stream, path)
+    with atomic_file(path) as f:
+        torch.save(stream, f)
     return stream
 
 

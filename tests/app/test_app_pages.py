@@ -112,13 +112,22 @@ def test_patching_runs_a_sweep_and_a_new_site_needs_a_new_run(make_app):
     no_exception(at)
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["Clean metric"]) > float(metrics["Corrupted metric"])
-    assert float(metrics["Largest effect"]) > 0.2
+    # the most important cell by magnitude is the previous-token head L0H3 (restoring it alone
+    # lowers the logit difference), shown with its sign beside what the sign means
+    assert float(metrics["Largest |effect|"]) < -2
+    important = [m.value for m in at.markdown if m.value.startswith("Most important cells")]
+    assert important and important[0].split(";")[0].startswith("Most important cells: **L0H3")
+    assert any("no effect =" in m.value and "- means" in m.value for m in at.markdown)
+    at.radio(key="patch_rank").set_value("largest").run()
+    largest = [m.value for m in at.markdown if m.value.startswith("Most important cells")]
+    assert "L0H3" not in largest[0].split(";")[0]
     at.selectbox(key="site").set_value("resid_pre").run()
     assert at.selectbox(key="by").options == ["layer,pos", "layer"]
     assert any("Run sweep" in i.value for i in at.info)
     at.button(key="run_sweep").click().run()
     no_exception(at)
-    assert {m.label: m.value for m in at.metric}["Largest effect"] != metrics["Largest effect"]
+    again = {m.label: m.value for m in at.metric}
+    assert again["Largest |effect|"] != metrics["Largest |effect|"]
 
 
 def test_emergence_across_training_and_after_post_training(make_app):
