@@ -264,38 +264,41 @@ NormalizeOpt = Annotated[
 ]
 
 
+def _top_json(result, top: int, rank: str) -> dict:
+    """What a Result means and its ``top`` entries by ``rank``, for ``--json`` output."""
+    from .result import where_label
+
+    best = [
+        {
+            "at": where,
+            "label": where_label(where),
+            "value": round(v, 4),
+            "effect": round(v - result.no_effect, 4),
+        }
+        for where, v in result.top(top, rank)
+    ]
+    return {
+        "metric": result.metric,
+        "reading": result.reading,
+        "no_effect": result.no_effect,
+        "rank": rank,
+        "top": best,
+        "provenance": result.provenance,
+    }
+
+
 def _finish(
     result, name: str, out: str | None, as_json: bool, top: int = 5, rank: str = "magnitude"
 ) -> None:
     """Store a Result run and print what its values mean and its most important entries."""
-    from .result import TOP_ORDERS, where_label
     from .store import save_run
 
-    _check_choice("--rank", rank, TOP_ORDERS)
     try:
         run_id = save_run(result, name, out)
     except OSError as err:
         raise _fail(str(err), 1) from err
     if as_json:
-        best = [
-            {
-                "at": where,
-                "label": where_label(where),
-                "value": round(v, 4),
-                "effect": round(v - result.no_effect, 4),
-            }
-            for where, v in result.top(top, rank)
-        ]
-        info = {
-            "run": run_id,
-            "metric": result.metric,
-            "axes": list(result.axes),
-            "reading": result.reading,
-            "no_effect": result.no_effect,
-            "rank": rank,
-            "top": best,
-            "provenance": result.provenance,
-        }
+        info = {"run": run_id, "axes": list(result.axes), **_top_json(result, top, rank)}
         typer.echo(json.dumps(info, indent=1, default=str))
         return
     typer.echo(f"{result.metric} over {' x '.join(result.axes)}")
@@ -739,7 +742,6 @@ def runs_show(
     """Show one stored run: what its values mean, its most important entries, how it was made."""
     from .artifacts import ArtifactError
     from .circuit_graph import CircuitGraph
-    from .result import where_label
     from .store import load_run
 
     _check_rank(rank)
@@ -764,19 +766,11 @@ def runs_show(
             typer.echo(f"  {s.node_id:>22s} -> {t.node_id:22s} {w:+.4f}  {m}")
         return
     if as_json:
-        best = [
-            {"at": w, "label": where_label(w), "value": round(v, 4)}
-            for w, v in result.top(top, rank)
-        ]
         info = {
             "run": run_id,
-            "metric": result.metric,
             "axes": list(result.axes),
             "shape": list(result.shape),
-            "reading": result.reading,
-            "no_effect": result.no_effect,
-            "top": best,
-            "provenance": result.provenance,
+            **_top_json(result, top, rank),
         }
         typer.echo(json.dumps(info, indent=1, default=str))
         return

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -197,8 +198,6 @@ def locked(fn: Callable | None = None, *, models: Sequence[str] = ("model",)) ->
     """
     if fn is None:
         return functools.partial(locked, models=models)
-    import inspect
-
     signature = inspect.signature(fn)
     params = list(signature.parameters)
     where = [params.index(name) for name in models]

@@ -171,19 +171,15 @@ class Result:
         Heads are written ``L18H6``; each line shows the value and, where "no effect" is not 0,
         the effect (value minus no effect) with its sign.
         """
-        order = (
-            {
-                "magnitude": "largest |effect|, either sign"
-                if "no_effect" in self.provenance
-                else "largest |value|, either sign",
-                "largest": "largest values",
-                "smallest": "smallest values",
-            }[by]
-            if by in TOP_ORDERS
-            else by
-        )
+        top = self.top(k, by)  # checks k and by
+        magnitude = "|effect|" if "no_effect" in self.provenance else "|value|"
+        order = {
+            "magnitude": f"largest {magnitude}, either sign",
+            "largest": "largest values",
+            "smallest": "smallest values",
+        }[by]
         lines = [self.reading, f"top {k} by {order}:"]
-        for where, value in self.top(k, by):
+        for where, value in top:
             line = f"  {where_label(where):32s} {value:+.4f}"
             if self.no_effect != 0:
                 line += f"   effect {value - self.no_effect:+.4f}"

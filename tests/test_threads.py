@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -89,6 +90,26 @@ def _analyses(model):
     }
 
 
+@contextmanager
+def _ablated_in_another_thread(model, seconds: float):
+    """Enter once another thread holds every head's ``z`` zero-ablated (for ``seconds``)."""
+    names = [hook_name(model, "z", layer) for layer in range(model.cfg.n_layers)]
+    entered = threading.Event()
+
+    def hold():
+        with ablating(model, names):
+            entered.set()
+            time.sleep(seconds)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    entered.wait()
+    try:
+        yield
+    finally:
+        holder.join()
+
+
 @pytest.fixture(scope="module", params=["hooked", "bridge"])
 def shared_model(request):
     return load_model("induction-2l", device="cpu", backend=request.param)
@@ -99,21 +120,10 @@ def test_a_thread_holding_hooks_does_not_leak_into_a_sweep(shared_model):
     model = shared_model
     task = induction_task(model, n=4, period=8, seed=1)
     alone = patch_sweep(model, task, "z", by=("layer", "head"))
-    names = [hook_name(model, "z", layer) for layer in range(model.cfg.n_layers)]
-    entered, out = threading.Event(), {}
-
-    def hold():
-        with ablating(model, names):
-            entered.set()
-            time.sleep(1.0)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    entered.wait()
-    out["sweep"] = patch_sweep(model, task, "z", by=("layer", "head"))
-    holder.join()
-    assert out["sweep"].provenance["clean_metric"] == alone.provenance["clean_metric"]
-    assert torch.equal(out["sweep"].values, alone.values)
+    with _ablated_in_another_thread(model, seconds=1.0):
+        sweep = patch_sweep(model, task, "z", by=("layer", "head"))
+    assert sweep.provenance["clean_metric"] == alone.provenance["clean_metric"]
+    assert torch.equal(sweep.values, alone.values)
 
 
 def test_eight_threads_every_analysis_equal_to_serial(shared_model):
@@ -167,18 +177,6 @@ def test_holding_serialises_a_users_own_passes(shared_model):
     tokens = model.to_tokens(PROMPT)
     with torch.no_grad():
         alone = model(tokens)
-    names = [hook_name(model, "z", layer) for layer in range(model.cfg.n_layers)]
-    entered = threading.Event()
-
-    def hold():
-        with ablating(model, names):
-            entered.set()
-            time.sleep(0.5)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    entered.wait()
-    with holding(model), torch.no_grad():
+    with _ablated_in_another_thread(model, seconds=0.5), holding(model), torch.no_grad():
         mine = model(tokens)
-    holder.join()
     assert torch.equal(mine, alone)
