@@ -49,6 +49,16 @@ def prune_controls(graph, key: str):
     return graph.top_edges(n)
 
 
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#+-.!|~$"})
+
+
+def shown(text: str) -> str:
+    """Token text as markdown shows it literally: control characters written out (a newline as
+    ``\\n``), markdown's special characters escaped (a lone ``+`` would start a list)."""
+    visible = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return visible.translate(_MARKDOWN)
+
+
 def node_details(graph, node_id: str, model_spec: str | None) -> None:
     """What is known about one node: its fields, influence and strongest edges in and out."""
     try:
@@ -57,7 +67,7 @@ def node_details(graph, node_id: str, model_spec: str | None) -> None:
         st.info(f"Node {node_id} is not in the pruned graph.")
         return
     index = [n.node_id for n in graph.nodes].index(node_id)
-    st.markdown(f"**{node.name}** `{node.node_id}` ({node.kind})")
+    st.markdown(f"**{shown(node.name)}** `{node.node_id}` ({node.kind})")
     fields = {
         "layer": node.layer,
         "position": node.pos,
@@ -67,6 +77,8 @@ def node_details(graph, node_id: str, model_spec: str | None) -> None:
     if any(n.kind == "logit" for n in graph.nodes) and graph.n_edges:
         fields["influence"] = round(float(graph.influence()[index]), 4)
     st.json({k: v for k, v in fields.items() if v is not None}, expanded=True)
+    if note := graph.metadata.get("node_notes", {}).get(node_id):
+        st.markdown(f"Note: *{shown(note)}*")
     incoming = sorted(
         ((s.name, w) for s, d, w, _ in graph.edges() if d.node_id == node_id),
         key=lambda t: -abs(t[1]),
@@ -76,9 +88,9 @@ def node_details(graph, node_id: str, model_spec: str | None) -> None:
         key=lambda t: -abs(t[1]),
     )[:8]
     if incoming:
-        st.markdown("From: " + ", ".join(f"{n} ({w:+.3g})" for n, w in incoming))
+        st.markdown("From: " + ", ".join(f"{shown(n)} ({w:+.3g})" for n, w in incoming))
     if outgoing:
-        st.markdown("To: " + ", ".join(f"{n} ({w:+.3g})" for n, w in outgoing))
+        st.markdown("To: " + ", ".join(f"{shown(n)} ({w:+.3g})" for n, w in outgoing))
     if node.kind == "head" and model_spec:
 
         def _open() -> None:
@@ -91,9 +103,64 @@ def node_details(graph, node_id: str, model_spec: str | None) -> None:
         st.button(f"Open {node.name} in Attention", key=f"open_{node_id}", on_click=_open)
 
 
-def show_graph(graph, *, key: str, title: str, file_stem: str, model_spec: str | None) -> None:
-    """Prune controls, the clickable graph, the clicked node's details, JSON and image export."""
+def annotations(graph, pruned, *, key: str, save=None) -> None:
+    """Supernodes (named groups of nodes) and notes on nodes, drawn on the graph and saved with
+    it: ``save(graph)`` writes the graph (with ``metadata["supernodes"]``, circuit-tracer's
+    ``[name, node_id, ...]`` lists, and ``metadata["node_notes"]``) where it came from."""
+    ss = st.session_state
+    groups = ss.setdefault(f"{key}_groups", [list(g) for g in graph.metadata.get("supernodes", [])])
+    notes = ss.setdefault(f"{key}_notes", dict(graph.metadata.get("node_notes", {})))
+    names = {n.node_id: n.name for n in pruned.nodes}
+    with st.expander(f"Supernodes and notes ({len(groups)} groups, {len(notes)} notes)"):
+        c1, c2 = st.columns([2, 1])
+        members = c1.multiselect(
+            "Nodes to group",
+            list(names),
+            format_func=lambda i: f"{names[i]} ({i})",
+            key=f"{key}_group_members",
+        )
+        name = c2.text_input("Supernode name", key=f"{key}_group_name")
+        if c2.button("Group", key=f"{key}_group_add", disabled=not (members and name.strip())):
+            groups.append([name.strip(), *members])
+        for g, group in enumerate(list(groups)):
+            left, right = st.columns([4, 1])
+            left.markdown(
+                f"**{shown(group[0])}**: " + ", ".join(shown(names.get(m, m)) for m in group[1:])
+            )
+            if right.button("Remove", key=f"{key}_group_del_{g}"):
+                groups.remove(group)
+                st.rerun()
+        c1, c2 = st.columns([2, 1])
+        node = c1.selectbox(
+            "Note on node",
+            list(names),
+            format_func=lambda i: f"{names[i]} ({i})",
+            key=f"{key}_note_node",
+        )
+        text = c2.text_input("Note", value=notes.get(node, ""), key=f"{key}_note_text_{node}")
+        if text.strip() != notes.get(node, ""):
+            if text.strip():
+                notes[node] = text.strip()
+            else:
+                notes.pop(node, None)
+        if save is not None and st.button(
+            "Save supernodes and notes with the circuit", key=f"{key}_save"
+        ):
+            graph.metadata["supernodes"] = [list(g) for g in groups]
+            graph.metadata["node_notes"] = dict(notes)
+            save(graph)
+            st.success("Saved with the circuit (also in its viewer JSON's qParams.supernodes).")
+    pruned.metadata["supernodes"] = [list(g) for g in groups]
+    pruned.metadata["node_notes"] = dict(notes)
+
+
+def show_graph(
+    graph, *, key: str, title: str, file_stem: str, model_spec: str | None, save=None
+) -> None:
+    """Prune controls, the clickable graph, the clicked node's details, supernodes and notes,
+    JSON and image export. ``save(graph)``, when given, keeps supernodes and notes with it."""
     pruned = prune_controls(graph, key)
+    annotations(graph, pruned, key=f"{key}_{file_stem}", save=save)
     st.caption(
         f"{len(pruned.nodes)} of {len(graph.nodes)} nodes, {pruned.n_edges} of "
         f"{graph.n_edges} edges shown"
@@ -102,7 +169,7 @@ def show_graph(graph, *, key: str, title: str, file_stem: str, model_spec: str |
     left, right = st.columns([3, 1])
     with left:
         event = st.plotly_chart(
-            fig, key=f"{key}_chart", on_select="rerun", selection_mode="points", width="stretch"
+            fig, key=f"{key}_chart", on_select="rerun", selection_mode="points", width="content"
         )
     with right:
         st.markdown("**Node**")

@@ -22,8 +22,10 @@ def clickable_heatmap(
 ) -> go.Figure:
     """A heatmap with one invisible marker per cell, so a click selects the cell.
 
-    Plotly heatmaps take no part in selections; the markers do. The point's ``customdata`` is
-    ``[row, column]``.
+    Plotly heatmaps take no part in selections; the markers do. With no hover-distance cutoff
+    the marker nearest the pointer is the one hovered and clicked, and on a regular grid that is
+    the marker of the cell under the pointer: a click anywhere in a cell selects it, not only on
+    its marker. The point's ``customdata`` is ``[row, column]``.
     """
     values = np.asarray(values, dtype=float)
     rows, cols = values.shape
@@ -67,6 +69,8 @@ def clickable_heatmap(
         title=title,
         clickmode="event+select",
         dragmode=False,
+        hovermode="closest",
+        hoverdistance=-1,  # no cutoff: the nearest cell's marker, wherever in the cell
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
         height=max(260, min(900, 60 + 34 * rows)),
     )
@@ -100,13 +104,11 @@ def selected_cell(event) -> tuple[int, int] | None:
 
 
 def graph_figure(graph, title: str) -> go.Figure:
-    """``CircuitGraph.plot`` made clickable: a click on a node selects it (its ``node_id``)."""
+    """``CircuitGraph.plot`` made clickable: a click on a node selects it (its ``node_id``).
+
+    The figure keeps the size ``plot`` gave it (its labels were placed for that size)."""
     fig = graph.plot(title=title)
-    fig.update_layout(
-        clickmode="event+select",
-        height=max(420, 140 * (1 + len({n.layer for n in graph.nodes}))),
-        margin={"l": 40, "r": 20, "t": 50, "b": 40},
-    )
+    fig.update_layout(clickmode="event+select")
     return fig
 
 

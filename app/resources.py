@@ -26,20 +26,8 @@ from interp.result import Result
 
 MODEL_ERRORS = (ModelSpecError, ModelNotAvailableOffline, OSError, ValueError)
 
-# the head scores of the atlas: name -> (kind, help). Random-token scores need no prompt;
-# "prompt" scores are TransformerLens's head detector run on the sidebar prompt.
-HEAD_SCORES: dict[str, str] = {
-    "induction": "attention to the token after the earlier copy of the current token",
-    "previous token": "attention to the position just before",
-    "duplicate token": "attention to the earlier copy of the current token",
-    "attention to BOS": "attention to the first position (attention sink)",
-    "attention entropy": "entropy of the attention distribution (nats)",
-    "OV copying": "own token among the top logits of W_E W_OV W_U",
-    "OV copy suppression": "own token among the bottom logits of W_E W_OV W_U",
-    "detector: induction_head (prompt)": "TransformerLens head detector on the prompt",
-    "detector: previous_token_head (prompt)": "TransformerLens head detector on the prompt",
-    "detector: duplicate_token_head (prompt)": "TransformerLens head detector on the prompt",
-}
+# the head scores of the atlas: the library's registry (name -> HeadScore with .help)
+HEAD_SCORES = H.HEAD_SCORES
 
 
 def default_device() -> str:
@@ -121,27 +109,10 @@ def prompt_problem(model, prompt: str) -> str | None:
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def head_score(spec: str, device: str, score: str, prompt: str = "") -> Result:
-    """The ``layer x head`` Result of one of ``HEAD_SCORES``."""
+    """The ``layer x head`` Result of the head score ``score`` (a name in ``HEAD_SCORES``)."""
     model = get_model(spec, device)
-    with model_lock(model):
-        if score == "induction":
-            return H.induction_scores(model)
-        if score == "previous token":
-            return H.previous_token_scores(model)
-        if score == "duplicate token":
-            return H.duplicate_token_scores(model)
-        if score == "attention to BOS":
-            return H.bos_scores(model)
-        if score == "attention entropy":
-            return H.attention_entropy(model)
-        if score in ("OV copying", "OV copy suppression"):
-            copying, suppression = H.ov_copying_scores(model)
-            return copying if score == "OV copying" else suppression
-        if score.startswith("detector: "):
-            kind = score.removeprefix("detector: ").removesuffix(" (prompt)")
-            tokens = model.to_tokens(prompt)
-            return H.detection_scores(model, tokens, kind)
-    raise ValueError(f"unknown head score {score!r}; scores: {', '.join(HEAD_SCORES)}")
+    tokens = model.to_tokens(prompt) if HEAD_SCORES[score].reads_prompt else None
+    return H.score_heads(model, score, tokens)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -264,6 +235,64 @@ def patching_result(
     return done if done is not None else run_patching(*settings)
 
 
+def run_path_patching(*settings, on_progress=None) -> Result:
+    """Run ``interp.path_patching.path_patch_sweep`` for ``settings`` (see
+    ``path_patching_result``), reporting ``on_progress(done, total)``; the Result is kept."""
+    from interp.path_patching import path_patch_sweep
+    from interp.tasks import make_task
+
+    spec, device, task, n, receivers, senders_at, receivers_at, direction, normalize = settings
+    model = get_model(spec, device)
+    with model_lock(model):
+        result = path_patch_sweep(
+            model,
+            make_task(task, model, n=n),
+            "logits" if receivers == "logits" else list(receivers),
+            direction,
+            sender_positions=None if senders_at is None else list(senders_at),
+            receiver_positions=None if receivers_at is None else list(receivers_at),
+            normalize=normalize,
+            progress=on_progress or False,
+        )
+    with _SWEEPS_LOCK:
+        while len(_SWEEPS) >= 32:
+            _SWEEPS.pop(next(iter(_SWEEPS)))
+        _SWEEPS[("path", *settings)] = result
+    return result
+
+
+def path_patching_result(
+    spec: str,
+    device: str,
+    task: str,
+    n: int,
+    receivers: str | tuple[tuple[str, int, int], ...],
+    senders_at: tuple[int | str, ...] | None,
+    receivers_at: tuple[int | str, ...] | None,
+    direction: str,
+    normalize: bool,
+) -> Result:
+    """``interp.path_patching.path_patch_sweep`` of a shipped task (``n`` prompt pairs) into
+    ``receivers`` at positions (``None``: all), run once per settings and kept."""
+    settings = (spec, device, task, n, receivers, senders_at, receivers_at, direction, normalize)
+    with _SWEEPS_LOCK:
+        done = _SWEEPS.get(("path", *settings))
+    return done if done is not None else run_path_patching(*settings)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def task_positions(spec: str, device: str, task: str, n: int) -> dict[str, list[int]]:
+    """The position names a shipped task has (``interp.positions``), with their index in each
+    prompt."""
+    from interp.positions import named_positions
+    from interp.tasks import make_task
+
+    model = get_model(spec, device)
+    with model_lock(model):
+        batch = make_task(task, model, n=n).tokens(model)
+    return {name: index.tolist() for name, index in named_positions(batch).items()}
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def task_example(spec: str, device: str, task: str, n: int) -> dict:
     """The first clean / corrupted prompt pair of a task, as token strings, and its answers."""
@@ -365,6 +394,15 @@ def circuit(name: str, mtime: float):
     from interp.catalogue import load_entry
 
     return load_entry(name).graph()
+
+
+def save_circuit(name: str, graph) -> None:
+    """Write catalogue entry ``name``'s graph with its supernodes and notes
+    (:func:`interp.catalogue.save_graph`: the graph and its viewer JSON, atomically)."""
+    from interp.catalogue import save_graph
+
+    save_graph(name, graph)
+    circuit.clear()
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -80,8 +80,10 @@ def all_heads(info: R.ModelInfo) -> list[str]:
 
 
 def select_heads(labels: list[str]) -> None:
-    """Make ``labels`` the selected heads (opened on the Attention page)."""
+    """Make ``labels`` the selected heads (opened on the Attention page), as heads of the model
+    the widgets now name (the Attention page resets heads picked for another model)."""
     st.session_state["heads"] = list(dict.fromkeys(labels))
+    st.session_state["heads_for"] = spec_from_widgets()
     st.session_state["q"] = NO_LOCK
 
 

@@ -26,6 +26,7 @@ PAGES = {
         ("views/attention.py", "Attention", ":material/visibility:", "attention"),
         ("views/induction.py", "Induction", ":material/repeat:", "induction"),
         ("views/patching.py", "Patching", ":material/swap_horiz:", "patching"),
+        ("views/path_patching.py", "Path patching", ":material/alt_route:", "path-patching"),
         ("views/emergence.py", "Emergence", ":material/trending_up:", "emergence"),
     ],
     "Circuits": [
@@ -103,7 +104,8 @@ def sidebar() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="interp workbench", page_icon=":material/hub:", layout="wide")
+    # an emoji favicon is drawn in the page; a ":material/...:" one is fetched from Google
+    st.set_page_config(page_title="interp workbench", page_icon="🔬", layout="wide")
     sidebar()
     pages = {
         section: [

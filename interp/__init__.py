@@ -8,14 +8,14 @@ from .attribution import direct_logit_attribution as direct_logit_attribution
 from .attribution import logit_lens as logit_lens
 from .attribution_graph import attribution_graph as attribution_graph
 from .attribution_graph import intervene as intervene
-from .circuit_graph import CircuitGraph as CircuitGraph
-from .circuit_graph import Node as Node
 from .dictionaries import load_transcoders as load_transcoders
 from .discovery import acdc as acdc
 from .discovery import eap as eap
 from .discovery import edge_scores as edge_scores
 from .discovery import extract as extract
 from .discovery import faithfulness as faithfulness
+from .graph import CircuitGraph as CircuitGraph
+from .graph import Node as Node
 from .models import ModelNotAvailableOffline as ModelNotAvailableOffline
 from .models import ModelSpecError as ModelSpecError
 from .models import load_model as load_model

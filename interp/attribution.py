@@ -76,7 +76,7 @@ def attribution_patch(
         return hook
 
     with scoped_hooks(model, [(n, keep(n)) for n in set(names.values())]), torch.enable_grad():
-        logits = model(target)[:, batch.answer_pos]
+        logits = batch.read(model(target))
         metric = batch.score(logits[None])[0]
         order = sorted(saved)
         grads = dict(
@@ -150,8 +150,10 @@ def direct_logit_attribution(
     """Each head's and each MLP neuron's direct effect on the logit difference at the answer position.
 
     The component's output, passed through the final norm with the run's own (frozen) scale and
-    projected on ``W_U[:, answer] - W_U[:, wrong]`` (or ``W_U[:, answer]`` for other metrics),
-    averaged over prompts. Heads, neurons, embeddings and biases sum to the logit difference.
+    projected on ``W_U[:, answer] - W_U[:, wrong]`` (or ``W_U[:, answer]`` for the ``prob``,
+    ``loss`` and ``kl`` metrics or without wrong answers; means over several answers per prompt),
+    at each prompt's answer position, averaged over prompts. Heads, neurons, embeddings and biases
+    sum to the logit difference (or the answer's logit) that the direction reads.
 
     Returns:
         ``{"heads": Result(layer, head), "neurons": Result(layer, neuron), "other": Result(term)}``.
@@ -162,21 +164,35 @@ def direct_logit_attribution(
     if run not in ("clean", "corrupted"):
         raise ValueError(f"run={run!r} is not accepted; use 'clean' or 'corrupted'")
     tokens = batch.clean if run == "clean" else batch.corrupted
-    n_layers, pos = model.cfg.n_layers, batch.answer_pos
+    n_layers = model.cfg.n_layers
+    if isinstance(batch.answer_pos, int):
+        pos = (slice(None), batch.answer_pos)
+    elif batch.answer_pos.dim() == 1:
+        pos = (torch.arange(batch.batch, device=batch.clean.device), batch.answer_pos)
+    else:
+        raise ValueError(
+            "direct_logit_attribution reads one answer position per prompt; this task has "
+            f"{batch.answer_pos.shape[1]} (a multi-token answer)"
+        )
     names = [hook_name(model, "z", la) for la in range(n_layers)]
     names += [hook_name(model, "post", la) for la in range(n_layers)]
     names += ["hook_embed"] + (["hook_pos_embed"] if "hook_pos_embed" in model.hook_dict else [])
     if model.cfg.normalization_type is not None:
         names.append(hook_name(model, "scale_final"))
     _, cache = run_with_cache(model, tokens, names)
-    direction = model.W_U[:, batch.answers]
-    bias = model.b_U[batch.answers]
-    if batch.wrong_answers is not None and batch.metric == "logit_diff":
-        direction = direction - model.W_U[:, batch.wrong_answers]
-        bias = bias - model.b_U[batch.wrong_answers]
+
+    def unembed(ids):  # the (mean) answer's unembedding direction [d_model, batch] and bias
+        ids = ids.view(ids.shape[0], -1)
+        return model.W_U[:, ids].mean(-1), model.b_U[ids].mean(-1)
+
+    direction, bias = unembed(batch.answers)
+    diff = batch.wrong_answers is not None and batch.task.metric not in ("prob", "loss", "kl")
+    if diff:
+        w_wrong, b_wrong = unembed(batch.wrong_answers)
+        direction, bias = direction - w_wrong, bias - b_wrong
     direction = direction.T  # batch d_model
     scale = (
-        cache["ln_final.hook_scale"][:, pos]
+        cache["ln_final.hook_scale"][pos]
         if model.cfg.normalization_type is not None
         else torch.ones(1)
     )
@@ -188,18 +204,18 @@ def direct_logit_attribution(
 
     heads = torch.stack(
         [
-            project(torch.einsum("bhd,hdm->bhm", cache[names[la]][:, pos], model.W_O[la])).mean(0)
+            project(torch.einsum("bhd,hdm->bhm", cache[names[la]][pos], model.W_O[la])).mean(0)
             for la in range(n_layers)
         ]
     )
     neurons = torch.stack(
         [
-            project(cache[names[n_layers + la]][:, pos, :, None] * model.W_out[la]).mean(0)
+            project(cache[names[n_layers + la]][pos][:, :, None] * model.W_out[la]).mean(0)
             for la in range(n_layers)
         ]
     )
-    embed = cache["hook_embed"][:, pos] + (
-        cache["hook_pos_embed"][:, pos] if "hook_pos_embed" in cache else 0
+    embed = cache["hook_embed"][pos] + (
+        cache["hook_pos_embed"][pos] if "hook_pos_embed" in cache else 0
     )
     other = {
         "embed": project(embed).mean(0),
@@ -219,9 +235,7 @@ def direct_logit_attribution(
         "method": "direct_logit_attribution",
         "run": run,
     }
-    metric = "direct logit attribution" + (
-        " (logit diff)" if batch.wrong_answers is not None else ""
-    )
+    metric = "direct logit attribution" + (" (logit diff)" if diff else "")
     return {
         "heads": Result(heads.detach().float(), ("layer", "head"), metric, provenance=dict(prov)),
         "neurons": Result(

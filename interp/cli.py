@@ -9,6 +9,7 @@ instead. Other exceptions are bugs and keep their traceback.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+from .heads import HEAD_SCORES
 
 # what the library raises for input it refuses; KeyError only as interp.hooks.UnknownHookError
 _USER_ERRORS = (ValueError, TypeError, IndexError, OSError, NotImplementedError)
@@ -71,7 +74,49 @@ def _one_line_errors() -> Iterator[None]:
         raise _fail(_one_line(err)) from err
 
 
-class _OneLineErrorsGroup(TyperGroup):
+def _plain_type(param, ctx) -> str | None:
+    """``param``'s type in help, without typer's ``<str>`` and ``<bool>``: text and flags show
+    nothing (the help says what to give), numbers their type (``INT``, ``FLOAT``)."""
+    label = type(param).display_type_rich(param, ctx)
+    if label is None or label == param.metavar:  # an option's own metavar stays
+        return label
+    label = label.strip("<>").removesuffix(" range").removesuffix("...")
+    label = label.removeprefix("list[").removesuffix("]")
+    return None if label in ("str", "bool") else label.upper()
+
+
+class _PlainHelp:
+    """A command or group whose parameters (its help option too) show plain types in help."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            if isinstance(p, TyperOption | TyperArgument):
+                p.display_type_rich = functools.partial(_plain_type, p)
+            if isinstance(p, TyperArgument) and p.metavar:  # written as given in the usage line
+                p._usage_display_name = functools.partial(str, p.metavar)
+        return params
+
+
+class _Command(_PlainHelp, TyperCommand):
+    pass
+
+
+class _Group(_PlainHelp, TyperGroup):
+    pass
+
+
+class _Typer(typer.Typer):
+    """``typer.Typer`` whose groups and commands print plain help (``_PlainHelp``)."""
+
+    def __init__(self, *, cls=_Group, **kwargs):
+        super().__init__(cls=cls, **kwargs)
+
+    def command(self, *args, cls=_Command, **kwargs):
+        return super().command(*args, cls=cls, **kwargs)
+
+
+class _OneLineErrorsGroup(_Group):
     """The root command group: parsing and every sub-command run inside ``_one_line_errors``."""
 
     def make_context(self, info_name, args, parent=None, **extra):
@@ -83,13 +128,13 @@ class _OneLineErrorsGroup(TyperGroup):
             return super().invoke(ctx)
 
 
-app = typer.Typer(
+app = _Typer(
     cls=_OneLineErrorsGroup,
     help="Mechanistic-interpretability workbench: find and check circuits in transformers.",
     no_args_is_help=True,
     add_completion=False,
 )
-organisms_app = typer.Typer(help="The shipped model organisms.", no_args_is_help=True)
+organisms_app = _Typer(help="The shipped model organisms.", no_args_is_help=True)
 app.add_typer(organisms_app, name="organisms")
 
 DEFAULT_MODEL = "induction-2l"
@@ -240,17 +285,32 @@ def summary(
     typer.echo(f"Loss on repeated random tokens: first copy {first:.3f}, second copy {second:.3f}")
 
 
-HEAD_SCORES = (
-    "induction",
-    "previous-token",
-    "duplicate-token",
-    "bos",
-    "entropy",
-    "copy-suppression",
-)
+DISCOVERY_METHODS = ("EAP", "EAP-IG", "ACDC", "edge-pruning")
 TaskOpt = Annotated[str, typer.Option(help="shipped task: induction, variable-tracking, ioi")]
+# the shipped tasks' own arguments (interp.tasks); None: the task's default
+TASK_PANEL = "Task settings (default: the task's own; a catalogue entry's are in its entry.json)"
+
+
+def _task_option(help: str, **limits):
+    return typer.Option(help=help, rich_help_panel=TASK_PANEL, **limits)
+
+
+NOpt = Annotated[int | None, _task_option("how many prompt pairs", min=1)]
+SeedOpt = Annotated[int | None, _task_option("seed the prompts are drawn with")]
+MetricOpt = Annotated[str | None, _task_option("logit_diff, prob, loss or kl")]
+PeriodOpt = Annotated[int | None, _task_option("induction: repeated sequence length", min=3)]
+HopsOpt = Annotated[int | None, _task_option("variable-tracking: copies of the value", min=0)]
+DistractorsOpt = Annotated[
+    int | None, _task_option("variable-tracking: unrelated assignments", min=0)
+]
+TemplateOpt = Annotated[
+    int | None, _task_option("ioi: sentence template (interp.tasks.IOI_TEMPLATES)", min=0)
+]
 OutOpt = Annotated[str | None, typer.Option(help="runs folder (default $INTERP_RUNS or ./runs)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for other programs")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="no cost estimate and no progress bars on stderr")
+]
 RankOpt = Annotated[
     str,
     typer.Option(
@@ -307,6 +367,8 @@ def _finish(
 
 
 EDGE_READINGS = {
+    "edge-pruning": "edge weight = the probability Edge Pruning learned to keep the edge (1: "
+    "always kept); the circuit is the edges kept, ranked by weight",
     "discover": "edge weight = the estimated change of the metric when this edge alone carries "
     "the corrupted run's value: - means the edge carries the behaviour, + that it works against "
     "it; ranked by |weight|",
@@ -328,8 +390,16 @@ def _finish_graph(
     except OSError as err:
         raise _fail(str(err), 1) from err
     edges = sorted(graph.edges(), key=lambda e: -abs(e[2]))[:top]
+    tokens = graph.metadata.get("prompt_tokens")
     best = [
-        {"source": s.node_id, "target": t.node_id, "weight": round(w, 4), "method": m}
+        {
+            "source": s.node_id,
+            "target": t.node_id,
+            "source_name": _node_text(s, tokens),
+            "target_name": _node_text(t, tokens),
+            "weight": round(w, 4),
+            "method": m,
+        }
         for s, t, w, m in edges
     ]
     if as_json:
@@ -347,15 +417,68 @@ def _finish_graph(
         typer.echo(reading)
     typer.echo("strongest edges:")
     for b in best:
-        typer.echo(f"  {b['source']:>22s} -> {b['target']:22s} {b['weight']:+.4f}  {b['method']}")
+        typer.echo(
+            f"  {b['source_name']:>26s} -> {b['target_name']:26s} {b['weight']:+.4f}  {b['method']}"
+        )
     typer.echo(f"saved run {run_id} (interp runs show {run_id}; viewer.json opens in viewers)")
 
 
-def _task(name: str, model):
+def _node_text(node, tokens: list | None = None) -> str:
+    """A graph node as the CLI prints it: heads ``L18H6``, MLPs ``MLP3``, tokens and logits as
+    their strings; with its position and, from ``tokens`` (the prompt's), the token there."""
+    if node.kind in ("head", "mlp"):
+        text = node.name
+    elif node.kind in ("token", "logit") and node.label not in ("", "input", "logits"):
+        quoted = len(node.label) > 1 and node.label[0] == node.label[-1] and node.label[0] in "'\""
+        text = node.label if quoted else repr(node.label)  # pathways' labels come quoted
+        text = text if node.kind == "token" else f"logit {text}"
+    else:
+        text = node.node_id.partition("@")[0]
+    if node.pos is None or node.kind == "logit":
+        return text
+    if node.kind != "token" and tokens and 0 <= node.pos < len(tokens):
+        return f"{text}@{node.pos} {tokens[node.pos]!r}"
+    return f"{text}@{node.pos}"
+
+
+def _estimate(model, tokens, estimate, quiet: bool) -> None:
+    """Print what a long run will do and about how long it takes (a timed forward pass of
+    ``tokens`` times its passes) on stderr, unless ``quiet``."""
+    from .cost import time_forward
+
+    if not quiet:
+        typer.echo(estimate.timed(time_forward(model, tokens)), err=True)
+
+
+def _task_args(task: str, **given) -> dict:
+    """The arguments given for ``task`` (those not None); refused before any model loads when
+    the task does not take one, naming the task and the ones it takes."""
+    import inspect
+
+    from .tasks import IOI_TEMPLATES, METRICS, TASKS
+
+    _check_task(task)
+    given = {k: v for k, v in given.items() if v is not None}
+    takes = [p for p in inspect.signature(TASKS[task]).parameters if p != "model"]
+    for name in given:
+        if name not in takes:
+            raise _fail(
+                f"--{name} is not a setting of task {task!r}; it takes "
+                + ", ".join(f"--{p}" for p in takes)
+            )
+    if "metric" in given:
+        _check_choice("--metric", given["metric"], METRICS)
+    if given.get("template", 0) >= len(IOI_TEMPLATES):
+        raise _fail(f"--template {given['template']} is out of range 0..{len(IOI_TEMPLATES) - 1}")
+    return given
+
+
+def _task(name: str, model, args: dict | None = None):
+    """Shipped task ``name`` for ``model`` with ``args`` (checked by ``_task_args``)."""
     from .tasks import make_task
 
     try:
-        return make_task(name, model)
+        return make_task(name, model, **(args or {}))
     except ValueError as err:
         raise _fail(str(err)) from err
 
@@ -363,31 +486,39 @@ def _task(name: str, model):
 @app.command()
 def heads(
     model: ModelArg = DEFAULT_MODEL,
-    score: Annotated[str, typer.Option(help=f"one of {', '.join(HEAD_SCORES)}")] = "induction",
+    score: Annotated[
+        str, typer.Option(help="a head score: " + ", ".join(HEAD_SCORES))
+    ] = "induction",
+    prompt: Annotated[
+        str | None, typer.Option(help="the prompt the detector:* scores read")
+    ] = None,
     device: Annotated[str | None, typer.Option()] = None,
     out: OutOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score every head (layer x head) on repeated random tokens."""
-    from . import heads as h
+    """Score every head (layer x head): on its own probe, or on --prompt for detector:* scores."""
+    from .heads import score_heads
 
-    fns = {
-        "induction": h.induction_scores,
-        "previous-token": h.previous_token_scores,
-        "duplicate-token": h.duplicate_token_scores,
-        "bos": h.bos_scores,
-        "entropy": h.attention_entropy,
-        "copy-suppression": h.copy_suppression_effect,
-    }
-    if score not in fns:
+    if score not in HEAD_SCORES:
         raise _fail(f"--score {score!r} is not accepted; use one of {', '.join(HEAD_SCORES)}")
-    _finish(fns[score](_load(model, device)), f"{score}-heads", out, as_json)
+    if HEAD_SCORES[score].reads_prompt and not prompt:
+        raise _fail(f"--score {score} reads a prompt; give --prompt TEXT")
+    m = _load(model, device)
+    tokens = m.to_tokens(prompt) if prompt and HEAD_SCORES[score].reads_prompt else None
+    _finish(score_heads(m, score, tokens), f"{score.replace(':', '-')}-heads", out, as_json)
 
 
 @app.command()
 def patch(
     model: ModelArg = DEFAULT_MODEL,
     task: TaskOpt = "induction",
+    n: NOpt = None,
+    seed: SeedOpt = None,
+    metric: MetricOpt = None,
+    period: PeriodOpt = None,
+    hops: HopsOpt = None,
+    distractors: DistractorsOpt = None,
+    template: TemplateOpt = None,
     site: Annotated[
         str, typer.Option(help="resid_pre, attn_out, mlp_out, z, q, k, v, pattern, ...")
     ] = "z",
@@ -401,11 +532,16 @@ def patch(
     device: Annotated[str | None, typer.Option()] = None,
     out: OutOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Activation-patching sweep of a site on a task."""
+    from .cost import patch_estimate
     from .patching import DIRECTIONS, SITE_AXES, patch_sweep
 
-    _check_task(task)
+    targs = _task_args(
+        task, n=n, seed=seed, metric=metric, period=period, hops=hops, distractors=distractors,
+        template=template,
+    )  # fmt: skip
     _check_rank(rank)
     _check_site(site)
     axes = tuple(a.strip() for a in by.split(","))
@@ -418,7 +554,11 @@ def patch(
     _check_choice("--direction", direction, DIRECTIONS)
     m = _load(model, device)
     try:
-        result = patch_sweep(m, _task(task, m), site, axes, direction, normalize=normalize)
+        batch = _task(task, m, targs).tokens(m)
+        _estimate(m, batch.clean, patch_estimate(m, batch, site, axes), quiet)
+        result = patch_sweep(
+            m, batch, site, axes, direction, normalize=normalize, progress=not quiet
+        )
     except ValueError as err:
         raise _fail(str(err)) from err
     _finish(result, f"patch-{site}", out, as_json, top, rank)
@@ -428,9 +568,30 @@ def patch(
 def path_patch(
     model: ModelArg = DEFAULT_MODEL,
     task: TaskOpt = "induction",
+    n: NOpt = None,
+    seed: SeedOpt = None,
+    metric: MetricOpt = None,
+    period: PeriodOpt = None,
+    hops: HopsOpt = None,
+    distractors: DistractorsOpt = None,
+    template: TemplateOpt = None,
     receivers: Annotated[
         str, typer.Option(help="'logits' or q/k/v heads like 'q:1:0,v:1:2'")
     ] = "logits",
+    sender_pos: Annotated[
+        str | None,
+        typer.Option(
+            help="where the senders' outputs are patched: comma-separated positions, integers "
+            "(negative from the end) or names (end; IOI's IO, S1, S2); default: all"
+        ),
+    ] = None,
+    receiver_pos: Annotated[
+        str | None,
+        typer.Option(
+            help="where the receivers' inputs take the patched value, like --sender-pos "
+            "(e.g. 'end' for Wang et al.'s name-mover queries); default: all"
+        ),
+    ] = None,
     direction: Annotated[str, typer.Option(help="noise or denoise")] = "noise",
     normalize: NormalizeOpt = False,
     top: TopOpt = 5,
@@ -438,20 +599,77 @@ def path_patch(
     device: Annotated[str | None, typer.Option()] = None,
     out: OutOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Path patching: every head as the sender, into the logits or chosen head inputs."""
+    from .cost import path_patch_estimate
     from .path_patching import path_patch_sweep
+    from .positions import position_mask
 
-    _check_task(task)
+    targs = _task_args(
+        task, n=n, seed=seed, metric=metric, period=period, hops=hops, distractors=distractors,
+        template=template,
+    )  # fmt: skip
     _check_rank(rank)
     _check_choice("--direction", direction, ("noise", "denoise"))
     recv = "logits" if receivers == "logits" else _parse_receivers(receivers)
+    send_at = _parse_positions("--sender-pos", sender_pos)
+    recv_at = _parse_positions("--receiver-pos", receiver_pos)
+    if recv == "logits" and recv_at is not None:
+        raise _fail(
+            f"--receiver-pos {receiver_pos!r} needs head receivers (--receivers 'q:1:0,...'); "
+            "the logits are read at the answer position alone (limit --sender-pos instead)"
+        )
     m = _load(model, device)
     try:
-        result = path_patch_sweep(m, _task(task, m), recv, direction, normalize=normalize)
-    except ValueError as err:
-        raise _fail(f"{err} (receivers look like 'logits' or 'q:1:0,k:1:2')") from err
+        batch = _task(task, m, targs).tokens(m)
+        position_mask(batch, send_at, "sender_positions")  # refused before the estimate
+        position_mask(batch, recv_at, "receiver_positions")
+        _estimate(m, batch.clean, path_patch_estimate(m, batch, recv), quiet)
+        result = path_patch_sweep(
+            m,
+            batch,
+            recv,
+            direction,
+            sender_positions=send_at,
+            receiver_positions=recv_at,
+            normalize=normalize,
+            progress=not quiet,
+        )
+    except (ValueError, IndexError) as err:
+        message = str(err)
+        for arg, option in (("sender", "--sender-pos"), ("receiver", "--receiver-pos")):
+            message = message.replace(f"{arg}_positions=", f"{option} ")
+            message = message.replace(f"{arg}_positions", option)
+        if message.startswith("receivers"):
+            message += " (receivers look like 'logits' or 'q:1:0,k:1:2')"
+        raise _fail(message) from err
     _finish(result, "path-patch", out, as_json, top, rank)
+
+
+def _parse_positions(option: str, value: str | None) -> list[int | str] | None:
+    """``'end,-2,5'`` as ``["end", -2, 5]`` (None stays None: every position); refused (exit 2)
+    when an item is neither an integer nor a position name, or comes twice."""
+    from .positions import POSITION_NAMES
+
+    if value is None:
+        return None
+    parsed: list[int | str] = []
+    for item in (i.strip() for i in value.split(",")):
+        digits = item[1:] if item.startswith("-") else item
+        if digits.isdigit():
+            parsed.append(int(item))
+        elif item in POSITION_NAMES:
+            parsed.append(item)
+        else:
+            raise _fail(
+                f"{option} {value!r} is not accepted: {item!r} is neither an integer nor a "
+                f"position name; give comma-separated integers (negative count from the end) "
+                f"or names ({', '.join(POSITION_NAMES)}), like 'end' or 'S2,-1'"
+            )
+        if parsed.count(parsed[-1]) > 1:
+            raise _fail(f"{option} {value!r} names {item!r} twice; give each position once")
+    return parsed
 
 
 def _parse_receivers(receivers: str) -> list[tuple[str, int, int]]:
@@ -473,6 +691,13 @@ def _parse_receivers(receivers: str) -> list[tuple[str, int, int]]:
 def attribute(
     model: ModelArg = DEFAULT_MODEL,
     task: TaskOpt = "induction",
+    n: NOpt = None,
+    seed: SeedOpt = None,
+    metric: MetricOpt = None,
+    period: PeriodOpt = None,
+    hops: HopsOpt = None,
+    distractors: DistractorsOpt = None,
+    template: TemplateOpt = None,
     site: Annotated[str, typer.Option(help="a patching site")] = "z",
     compare: Annotated[
         bool, typer.Option(help="also run exact patching; report the correlation")
@@ -482,16 +707,23 @@ def attribute(
     device: Annotated[str | None, typer.Option()] = None,
     out: OutOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Attribution patching: the gradient estimate of every patch of a site at once."""
     from .attribution import attribution_patch
+    from .cost import attribution_estimate
 
-    _check_task(task)
+    targs = _task_args(
+        task, n=n, seed=seed, metric=metric, period=period, hops=hops, distractors=distractors,
+        template=template,
+    )  # fmt: skip
     _check_rank(rank)
     _check_site(site)
     m = _load(model, device)
     try:
-        result = attribution_patch(m, _task(task, m), site, compare=compare)[site]
+        batch = _task(task, m, targs).tokens(m)
+        _estimate(m, batch.clean, attribution_estimate(m, batch, site, compare), quiet)
+        result = attribution_patch(m, batch, site, compare=compare)[site]
     except ValueError as err:
         raise _fail(str(err)) from err
     _finish(result, f"attribution-{site}", out, as_json, top, rank)
@@ -528,37 +760,62 @@ def pathways(
 def discover(
     model: ModelArg = DEFAULT_MODEL,
     task: TaskOpt = "induction",
-    method: Annotated[str, typer.Option(help="EAP, EAP-IG or ACDC")] = "EAP-IG",
-    top_n: Annotated[int, typer.Option(min=1, help="edges to keep (EAP, EAP-IG)")] = 40,
+    n: NOpt = None,
+    seed: SeedOpt = None,
+    metric: MetricOpt = None,
+    period: PeriodOpt = None,
+    hops: HopsOpt = None,
+    distractors: DistractorsOpt = None,
+    template: TemplateOpt = None,
+    method: Annotated[str, typer.Option(help=", ".join(DISCOVERY_METHODS))] = "EAP-IG",
+    top_n: Annotated[
+        int, typer.Option(min=1, help="edges to keep (EAP, EAP-IG; edge-pruning's target)")
+    ] = 40,
     threshold: Annotated[float, typer.Option(help="ACDC: prune edges below this effect")] = 0.01,
+    steps: Annotated[int, typer.Option(min=1, help="edge-pruning: optimisation steps")] = 300,
+    level: Annotated[
+        str, typer.Option(help="edge-pruning: masks on edges, or on nodes (heads and MLPs)")
+    ] = "edge",
     device: Annotated[str | None, typer.Option()] = None,
     out: OutOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Find a circuit of heads and MLPs for a task, and measure its faithfulness."""
-    from .discovery import acdc, eap, extract, faithfulness
+    from .cost import discovery_estimate
+    from .discovery import acdc, eap, edge_pruning, extract, faithfulness
 
-    _check_task(task)
-    _check_choice("--method", method, ("EAP", "EAP-IG", "ACDC"))
+    targs = _task_args(
+        task, n=n, seed=seed, metric=metric, period=period, hops=hops, distractors=distractors,
+        template=template,
+    )  # fmt: skip
+    _check_choice("--method", method, DISCOVERY_METHODS)
+    _check_choice("--level", level, ("edge", "node"))
     m = _load(model, device)
-    t = _task(task, m)
     try:
+        t = _task(task, m, targs).tokens(m)
+        _estimate(m, t.clean, discovery_estimate(m, t, method, steps=steps), quiet)
         if method == "ACDC":
-            circuit = acdc(m, t, threshold)
+            circuit = acdc(m, t, threshold, progress=not quiet)
         elif method in ("EAP", "EAP-IG"):
-            circuit = extract(eap(m, t, method=method), top_n=top_n)
-        else:
-            raise ValueError(f"--method {method!r} is not accepted; use EAP, EAP-IG or ACDC")
-        faith = faithfulness(m, t, circuit)
+            circuit = extract(eap(m, t, method=method, progress=not quiet), top_n=top_n)
+        else:  # edge-pruning: learned masks, scored by faithfulness as it finishes
+            circuit = edge_pruning(
+                m, t, target_edges=top_n, steps=steps, level=level, progress=not quiet
+            )
+        if "faithfulness" not in circuit.metadata:  # edge-pruning has measured it already
+            faith = faithfulness(m, t, circuit, progress=not quiet)
+            circuit.metadata["faithfulness"] = dict(
+                zip(faith.labels["ablation"], faith.values.tolist(), strict=True)
+            )
     except (ValueError, NotImplementedError) as err:
         raise _fail(str(err)) from err
-    circuit.metadata.update(
-        faithfulness=dict(zip(faith.labels["ablation"], faith.values.tolist(), strict=True))
-    )
     if not as_json:
         scores = ", ".join(f"{k} {v:.3f}" for k, v in circuit.metadata["faithfulness"].items())
         typer.echo(f"faithfulness (share of the clean-vs-corrupted metric): {scores}")
-    reading = EDGE_READINGS["discover"] if method.upper() != "ACDC" else ""
+    reading = {"ACDC": "", "edge-pruning": EDGE_READINGS["edge-pruning"]}.get(
+        method, EDGE_READINGS["discover"]
+    )
     _finish_graph(circuit, f"discover-{method}", out, as_json, reading=reading)
 
 
@@ -592,7 +849,7 @@ def serve_app(
     raise typer.Exit(launcher.launch(model=model, host=host, port=port, headless=headless))
 
 
-train_app = typer.Typer(help="Train dictionaries (transcoders).", no_args_is_help=True)
+train_app = _Typer(help="Train dictionaries (transcoders).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 
@@ -600,14 +857,28 @@ app.add_typer(train_app, name="train")
 def train_transcoder(
     name: Annotated[str, typer.Argument(help="model with a transcoder recipe")] = DEFAULT_MODEL,
     out: Annotated[str | None, typer.Option(help="output folder; default: the shipped one")] = None,
+    layers: Annotated[
+        str | None,
+        typer.Option(help="MLPs to train, e.g. 3,15,26 (models trained on English text only)"),
+    ] = None,
 ) -> None:
-    """Train transcoders for every MLP of a model (seeded; minutes on a CPU), sae-lens format."""
-    from .dictionaries import train_shipped
-    from .dictionaries._recipes import RECIPES
+    """Train transcoders for a model's MLPs (seeded), sae-lens format: every MLP of an organism
+    (minutes on a CPU), or chosen MLPs of SmolLM2 on English text (about 10 min a layer)."""
+    from .dictionaries import train_natural, train_shipped
+    from .dictionaries._recipes import NATURAL_LAYERS, RECIPES
 
     if name not in RECIPES:
         raise _fail(f"no transcoder recipe for {name!r}; recipes: {', '.join(RECIPES)}")
-    path = train_shipped(name, out=out, progress=True)
+    if name in NATURAL_LAYERS:
+        try:
+            chosen = None if layers is None else [int(x) for x in layers.split(",") if x.strip()]
+        except ValueError as err:
+            raise _fail(f"--layers {layers!r} is not a list of layer numbers like 3,15,26") from err
+        path = train_natural(name, chosen, out)
+    elif layers is not None:
+        raise _fail(f"--layers is for models trained on English text; {name} trains every MLP")
+    else:
+        path = train_shipped(name, out=out, progress=True)
     typer.echo(str(path))
     metrics = path / "metrics.json"
     if metrics.exists():
@@ -616,8 +887,17 @@ def train_transcoder(
 
 @app.command()
 def graph(
-    prompt: Annotated[str, typer.Argument(help="the prompt to explain")],
-    model: Annotated[str, typer.Option(help="model spec")] = DEFAULT_MODEL,
+    model_and_prompt: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[MODEL] PROMPT",
+            help="the model (organism name, 'smollm2-135m', folder or .gguf; default "
+            f"{DEFAULT_MODEL}), then the prompt to explain",
+        ),
+    ],
+    model_option: Annotated[
+        str | None, typer.Option("--model", hidden=True, help="deprecated: give MODEL first")
+    ] = None,
     transcoders: Annotated[
         str | None, typer.Option(help="transcoder folder; default: the model's shipped ones")
     ] = None,
@@ -627,11 +907,23 @@ def graph(
     device: Annotated[str | None, typer.Option()] = None,
     out: OutOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Attribution graph of a prompt through transcoders, pruned by influence (a graph run)."""
     from .attribution_graph import attribution_graph
     from .dictionaries import load_transcoders
 
+    if len(model_and_prompt) > 2 or (model_option and len(model_and_prompt) > 1):
+        raise _fail(
+            f"give a model and one prompt, not {len(model_and_prompt)} arguments: interp graph "
+            "[MODEL] PROMPT (quote a prompt that holds spaces)"
+        )
+    *given, prompt = model_and_prompt
+    model = given[0] if given else (model_option or DEFAULT_MODEL)
+    if model_option and not quiet:
+        typer.echo(
+            "note: --model is deprecated; give the model first: interp graph MODEL PROMPT", err=True
+        )
     if not prompt.strip():
         raise _fail("the prompt is empty; give the text whose next token the graph explains")
     m = _load(model, device)
@@ -644,14 +936,14 @@ def graph(
             max_feature_nodes=max_feature_nodes,
             node_threshold=node_threshold,
             edge_threshold=edge_threshold,
-            progress=not as_json,
+            progress=not quiet,
         )
     except (ValueError, FileNotFoundError) as err:
         raise _fail(str(err)) from err
     _finish_graph(g, "attribution-graph", out, as_json, reading=EDGE_READINGS["graph"])
 
 
-circuits_app = typer.Typer(help="The circuit catalogue (circuits/).", no_args_is_help=True)
+circuits_app = _Typer(help="The circuit catalogue (circuits/).", no_args_is_help=True)
 app.add_typer(circuits_app, name="circuits")
 
 
@@ -667,6 +959,8 @@ def circuits_list(as_json: JsonOpt = False) -> None:
             "task": e.info["task"]["name"],
             "edges": e.info["edges"],
             "faithfulness": e.faithfulness,
+            "faithful": e.faithful,
+            "verdict": e.verdict,
         }
         for e in entries()
     ]
@@ -675,7 +969,10 @@ def circuits_list(as_json: JsonOpt = False) -> None:
         return
     for r in rows:
         f = " ".join(f"{k} {v:.2f}" for k, v in r["faithfulness"].items())
-        typer.echo(f"{r['name']:36s} {r['model']:16s} {r['task']:18s} {r['edges']:4d} edges  {f}")
+        flag = "" if r["faithful"] else "  NOT FAITHFUL"
+        typer.echo(
+            f"{r['name']:36s} {r['model']:16s} {r['task']:18s} {r['edges']:4d} edges  {f}{flag}"
+        )
 
 
 @circuits_app.command("check")
@@ -712,7 +1009,7 @@ def circuits_build(
     typer.echo(json.dumps(entry.info["faithfulness"]))
 
 
-runs_app = typer.Typer(help="Stored runs.", no_args_is_help=True)
+runs_app = _Typer(help="Stored runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
 
@@ -741,7 +1038,7 @@ def runs_show(
 ) -> None:
     """Show one stored run: what its values mean, its most important entries, how it was made."""
     from .artifacts import ArtifactError
-    from .circuit_graph import CircuitGraph
+    from .graph import CircuitGraph
     from .store import load_run
 
     _check_rank(rank)
@@ -751,6 +1048,7 @@ def runs_show(
         raise _fail(str(err)) from err
     if isinstance(result, CircuitGraph):
         edges = sorted(result.edges(), key=lambda e: -abs(e[2]))[: max(top, 10)]
+        tokens = result.metadata.get("prompt_tokens")
         info = {
             "run": run_id,
             "graph": repr(result),
@@ -763,7 +1061,8 @@ def runs_show(
         typer.echo(f"run {run_id}: {result!r}")
         typer.echo("strongest edges by |weight| (the effect of the source on the target):")
         for s, t, w, m in edges:
-            typer.echo(f"  {s.node_id:>22s} -> {t.node_id:22s} {w:+.4f}  {m}")
+            source, target = _node_text(s, tokens), _node_text(t, tokens)
+            typer.echo(f"  {source:>26s} -> {target:26s} {w:+.4f}  {m}")
         return
     if as_json:
         info = {

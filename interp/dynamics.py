@@ -239,7 +239,7 @@ def head_importance(model, task: Task | TaskBatch, how: str = "mean") -> Result:
                     ablating(model, [name], how, reference=batch.corrupted, heads=[head]),
                     torch.no_grad(),
                 ):
-                    logits = model(batch.clean)[:, batch.answer_pos]
+                    logits = batch.read(model(batch.clean))
                 values[layer, head] = clean - float(batch.score(logits[None])[0])
     return Result(
         values,
@@ -322,8 +322,12 @@ def accuracy_with_heads_ablated(
     with torch.no_grad(), ExitStack() as stack:
         for manager in managers:
             stack.enter_context(manager)
-        logits = model(batch.clean)[:, batch.answer_pos]
-    return float((logits.argmax(-1) == batch.answers).float().mean())
+        top = batch.read(model(batch.clean)).argmax(-1)
+    if top.dim() == 2:  # a multi-token answer: right when every token is
+        hit = (top == batch.answers).all(-1)
+    else:  # right when the top token is the answer (any of several)
+        hit = (top[:, None] == batch.answers.view(batch.batch, -1)).any(-1)
+    return float(hit.float().mean())
 
 
 def random_head_sets(

@@ -10,8 +10,9 @@ each patch point of the first block, at the places TransformerLens's hooks sit (
 Why not call TransformerLens's blocks: its attention reshapes its weights on every call (and its
 unembed copies ``W_U``), which costs more than the arithmetic for the small batches of a sweep.
 Here the attention weights are fused once per model and cached. Architectures this does not cover
-(parallel attention and MLP, soft-capped scores, local attention, split q/k/v inputs) make
-``supported(model)`` False and engines fall back to hooked full passes.
+(parallel attention and MLP, soft-capped scores or logits, local attention, QK-norm, norms after
+each sublayer, split q/k/v inputs) are named by ``blockers(model)``, and engines fall back to
+hooked full passes, recording the reason.
 
 Both model kinds are covered: a ``HookedTransformer``, and a ``TransformerBridge`` in
 compatibility mode, whose ``W_Q``/``W_K``/``W_V``/``W_O``, norms and MLPs have TransformerLens's
@@ -21,6 +22,7 @@ layouts and whose rotary tables come from the wrapped model's own rotary embeddi
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._offload import offloaded
 from .models import is_hooked
 
 PatchFn = Callable[[str, Tensor], Tensor]
@@ -39,36 +42,92 @@ def _bridge(model) -> bool:
     )
 
 
-def supported(model) -> bool:
-    """Whether ``resume`` computes what ``model``'s own forward pass computes."""
+def supported(model, n_pos: int | None = None) -> bool:
+    """Whether ``resume`` computes what ``model``'s own forward pass computes (on prompts of
+    ``n_pos`` tokens, where given): ``blockers`` names what stands in the way when it does not."""
+    return not blockers(model, n_pos)
+
+
+def blockers(model, n_pos: int | None = None) -> list[str]:
+    """The features of ``model`` that ``resume`` does not compute, by name; empty when it covers it.
+
+    Read from the TransformerLens config and, for a TransformerBridge, from the wrapped
+    transformers model too, whose config and modules say what the bridge's config leaves out
+    (QK-norm, norms after each sublayer, sliding-window layers, per-layer rotary tables).
+
+    Arguments:
+        model: a TransformerLens model.
+        n_pos: the prompts' length; sliding-window attention blocks only a window shorter than it.
+    """
     hooked, bridge = is_hooked(model), _bridge(model)
     if not (hooked or bridge):
-        return False
-    cfg = model.cfg
-    rotary = getattr(cfg, "positional_embedding_type", None) == "rotary"
-    unsupported = [
-        getattr(cfg, "positional_embedding_type", None) not in ("standard", "rotary"),
-        getattr(cfg, "parallel_attn_mlp", False),
-        getattr(cfg, "use_local_attn", False),
-        (getattr(cfg, "attn_scores_soft_cap", -1.0) or -1.0) > 0,
-        getattr(cfg, "use_split_qkv_input", False),
-        getattr(cfg, "use_attn_in", False),
-        getattr(cfg, "use_normalization_before_and_after", False),
-        getattr(cfg, "use_qk_norm", False),
-        getattr(cfg, "attn_only", False),
-        getattr(cfg, "n_devices", 1) != 1,
-    ]
-    if bridge:
-        blk = model.blocks[0] if len(model.blocks) else None
-        unsupported += [
-            blk is None or not all(hasattr(blk, n) for n in ("ln1", "ln2", "attn", "mlp")),
-            rotary and (getattr(cfg, "rotary_adjacent_pairs", False) or not _has_rotary(model)),
+        return [
+            f"{type(model).__name__} is neither a HookedTransformer nor a TransformerBridge "
+            "in compatibility mode"
         ]
-    return not any(unsupported)
+    cfg = model.cfg
+    pos_type = getattr(cfg, "positional_embedding_type", None)
+    found = {
+        f"positional embedding {pos_type!r}": pos_type not in ("standard", "rotary"),
+        "parallel attention and MLP": getattr(cfg, "parallel_attn_mlp", False),
+        "soft-capped attention scores": (getattr(cfg, "attn_scores_soft_cap", -1.0) or -1.0) > 0,
+        "soft-capped output logits": (getattr(cfg, "output_logits_soft_cap", -1.0) or -1.0) > 0,
+        "split q/k/v inputs": getattr(cfg, "use_split_qkv_input", False)
+        or getattr(cfg, "use_attn_in", False),
+        "norms before and after each sublayer": getattr(
+            cfg, "use_normalization_before_and_after", False
+        ),
+        "QK-norm": getattr(cfg, "use_qk_norm", False),
+        "attention-only blocks": getattr(cfg, "attn_only", False),
+        "a model split across devices": getattr(cfg, "n_devices", 1) != 1,
+        # it reads whole weight matrices, which offloaded layers hold only while they run
+        "weights offloaded by accelerate (device_map)": offloaded(model),
+    }
+    window = getattr(cfg, "window_size", None) if getattr(cfg, "use_local_attn", False) else None
+    if bridge:
+        found.update(_bridge_blockers(model))
+        window = window or _sliding_window(model.__dict__.get("original_model"))
+    if window is not None and (n_pos is None or window < n_pos):
+        found[f"local (sliding-window) attention, window {window}"] = True
+    return [name for name, present in found.items() if present]
 
 
-def _has_rotary(model) -> bool:
-    return getattr(getattr(model, "rotary_emb", None), "original_component", None) is not None
+def _bridge_blockers(model) -> dict[str, bool]:
+    blk = model.blocks[0] if len(model.blocks) else None
+    if blk is None or not all(hasattr(blk, n) for n in ("ln1", "attn", "mlp")):
+        return {"blocks the bridge does not split into ln1, attn, ln2 and mlp": True}
+    layer = getattr(blk, "original_component", None)
+    attn = getattr(blk.attn, "original_component", None)
+    rotary = getattr(model.cfg, "positional_embedding_type", None) == "rotary"
+    rotary_module = getattr(getattr(model, "rotary_emb", None), "original_component", None)
+    return {
+        "one norm shared by attention and MLP": not hasattr(blk, "ln2"),
+        "norms before and after each sublayer": hasattr(blk, "ln1_post")
+        or hasattr(blk, "ln2_post")
+        or hasattr(layer, "post_feedforward_layernorm"),
+        "QK-norm": any(
+            hasattr(c, n)
+            for c in (blk.attn, attn)
+            for n in ("q_norm", "k_norm", "q_layernorm", "k_layernorm")
+        ),
+        "rotary embedding the bridge does not expose": rotary and rotary_module is None,
+        "adjacent-pair rotary": rotary and getattr(model.cfg, "rotary_adjacent_pairs", False),
+        "per-layer rotary tables (local and global bases)": rotary
+        and rotary_module is not None
+        and "layer_type" in inspect.signature(rotary_module.forward).parameters,
+    }
+
+
+def _sliding_window(hf_model) -> int | None:
+    """The window of the wrapped model's sliding-window layers; ``None`` if it has none."""
+    config = getattr(hf_model, "config", None)
+    window = getattr(config, "sliding_window", None)
+    if not window:
+        return None
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None:
+        return window if "sliding_attention" in layer_types else None
+    return window if getattr(config, "use_sliding_window", True) else None
 
 
 class EngineMismatch(ValueError):

@@ -39,36 +39,77 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from . import _checks
 
-SITES: dict[str, str] = {
-    "resid_pre": "blocks.{layer}.hook_resid_pre",
-    "resid_mid": "blocks.{layer}.hook_resid_mid",
-    "resid_post": "blocks.{layer}.hook_resid_post",
-    "attn_out": "blocks.{layer}.hook_attn_out",
-    "mlp_out": "blocks.{layer}.hook_mlp_out",
-    "mlp_in": "blocks.{layer}.hook_mlp_in",
-    "z": "blocks.{layer}.attn.hook_z",
-    "result": "blocks.{layer}.attn.hook_result",
-    "q": "blocks.{layer}.attn.hook_q",
-    "k": "blocks.{layer}.attn.hook_k",
-    "v": "blocks.{layer}.attn.hook_v",
-    "pattern": "blocks.{layer}.attn.hook_pattern",
-    "attn_scores": "blocks.{layer}.attn.hook_attn_scores",
-    "post": "blocks.{layer}.mlp.hook_post",
-    "pre": "blocks.{layer}.mlp.hook_pre",
-    "scale_ln1": "blocks.{layer}.ln1.hook_scale",
-    "scale_ln2": "blocks.{layer}.ln2.hook_scale",
-    "scale_final": "ln_final.hook_scale",
-    "embed": "hook_embed",
-    "pos_embed": "hook_pos_embed",
-}
-_LAYERLESS = {"scale_final", "embed", "pos_embed"}
-_MLP_SITES = {"mlp_out", "mlp_in", "resid_mid", "post", "pre", "scale_ln2"}
+
+@dataclass(frozen=True)
+class Site:
+    """One named place in a transformer block where activations are read or patched.
+
+    Arguments:
+        name: the short name analyses take (``"z"``, ``"resid_pre"``).
+        hook: the TransformerLens hook name, with ``{layer}`` where a block index goes.
+        per_head: its activation has a head axis (``[batch, pos, head, d]``).
+        head_first: the head axis comes before the positions (``[batch, head, q_pos, k_pos]``).
+        needs_mlp: attention-only models (``cfg.attn_only``) lack it.
+        patchable: activation patching sweeps it (``patch_sweep``'s ``site``).
+    """
+
+    name: str
+    hook: str
+    per_head: bool = False
+    head_first: bool = False
+    needs_mlp: bool = False
+    patchable: bool = False
+
+    @property
+    def layered(self) -> bool:
+        return "{layer}" in self.hook
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """The axes a patching sweep of this site can take (empty when it is not patchable)."""
+        if not self.patchable:
+            return ()
+        return ("layer", "pos", "head") if self.per_head else ("layer", "pos")
+
+
+_SITE_LIST = (
+    Site("resid_pre", "blocks.{layer}.hook_resid_pre", patchable=True),
+    Site("resid_mid", "blocks.{layer}.hook_resid_mid", needs_mlp=True, patchable=True),
+    Site("resid_post", "blocks.{layer}.hook_resid_post", patchable=True),
+    Site("attn_out", "blocks.{layer}.hook_attn_out", patchable=True),
+    Site("mlp_out", "blocks.{layer}.hook_mlp_out", needs_mlp=True, patchable=True),
+    Site("mlp_in", "blocks.{layer}.hook_mlp_in", needs_mlp=True),
+    Site("z", "blocks.{layer}.attn.hook_z", per_head=True, patchable=True),
+    Site("result", "blocks.{layer}.attn.hook_result", per_head=True, patchable=True),
+    Site("q", "blocks.{layer}.attn.hook_q", per_head=True, patchable=True),
+    Site("k", "blocks.{layer}.attn.hook_k", per_head=True, patchable=True),
+    Site("v", "blocks.{layer}.attn.hook_v", per_head=True, patchable=True),
+    Site(
+        "pattern",
+        "blocks.{layer}.attn.hook_pattern",
+        per_head=True,
+        head_first=True,
+        patchable=True,
+    ),
+    Site("attn_scores", "blocks.{layer}.attn.hook_attn_scores", per_head=True, head_first=True),
+    Site("post", "blocks.{layer}.mlp.hook_post", needs_mlp=True),
+    Site("pre", "blocks.{layer}.mlp.hook_pre", needs_mlp=True),
+    Site("scale_ln1", "blocks.{layer}.ln1.hook_scale"),
+    Site("scale_ln2", "blocks.{layer}.ln2.hook_scale", needs_mlp=True),
+    Site("scale_final", "ln_final.hook_scale"),
+    Site("embed", "hook_embed"),
+    Site("pos_embed", "hook_pos_embed"),
+)
+# the one description of every site: hook names, head axes and patchable axes are all read here
+SITES: dict[str, Site] = {site.name: site for site in _SITE_LIST}
+_MLP_SITES = {n for n, site in SITES.items() if site.needs_mlp}
 
 
 class UnknownHookError(KeyError):
@@ -99,7 +140,7 @@ def hook_name(model, site: str, layer: int | None = None) -> str:
         if layer is not None:
             hooks = model.hook_dict
             for other in range(model.cfg.n_layers):
-                if (candidate := SITES[site].format(layer=other)) in hooks:
+                if (candidate := SITES[site].hook.format(layer=other)) in hooks:
                     known[(site, other)] = candidate
         known[(site, layer)] = name
     return name
@@ -115,17 +156,17 @@ def _hook_name(model, site: str, layer: int | None) -> str:
         raise ValueError(f"unknown site {site!r}.{hint} Sites: {', '.join(SITES)}")
     if site in _MLP_SITES and getattr(model.cfg, "attn_only", False):
         raise UnknownHookError(
-            f"the model has no {SITES[site].format(layer=layer)!r}: it is attention-only "
+            f"the model has no {SITES[site].hook.format(layer=layer)!r}: it is attention-only "
             f"(cfg.attn_only), so it has no MLP sites ({', '.join(sorted(_MLP_SITES))})"
         )
-    if site in _LAYERLESS:
-        return check_hook(model, SITES[site])
+    if not SITES[site].layered:
+        return check_hook(model, SITES[site].hook)
     n_layers = model.cfg.n_layers
     if layer is None or not 0 <= int(layer) < n_layers:
         raise ValueError(
             f"layer={layer!r} is out of range for site {site!r}: use 0..{n_layers - 1}"
         )
-    return check_hook(model, SITES[site].format(layer=int(layer)))
+    return check_hook(model, SITES[site].hook.format(layer=int(layer)))
 
 
 def check_hook(model, name: str, hooks: dict | None = None) -> str:
@@ -329,16 +370,12 @@ def caching(
         yield store
 
 
-_HEAD_FIRST = ("hook_pattern", "hook_attn_scores")  # [batch, head, q_pos, k_pos]
+# hook-name suffixes of the per-head activations, read from SITES (plus rotary q/k, no sites)
+_HEAD_FIRST = tuple(s.hook.rsplit(".", 1)[-1] for s in _SITE_LIST if s.head_first)
 _PER_HEAD = (
-    "hook_z",
-    "hook_q",
-    "hook_k",
-    "hook_v",
+    *(s.hook.rsplit(".", 1)[-1] for s in _SITE_LIST if s.per_head),
     "hook_rot_q",
     "hook_rot_k",
-    "hook_result",
-    *_HEAD_FIRST,
 )
 
 

@@ -9,8 +9,10 @@ Choices TransformerLens makes silently are explicit here:
 - ``process_weights=False`` (default) keeps the raw weights, so logits equal transformers' exactly.
   ``True`` folds layer norms and centres the writing weights, as ``from_pretrained`` does by default
   (needed for some direct-logit-attribution conventions; logits differ by a per-position constant).
-- The chosen backend, device, dtype and weight processing are recorded on
-  ``model.cfg.interp_provenance`` for the results computed with the model.
+- The chosen backend, device, dtype, weight processing and architecture (the transformers class)
+  are recorded on ``model.cfg.interp_provenance`` for the results computed with the model.
+- The bridge is handed the class transformers built, not the config's ``model_type``: a GGUF
+  config's type can be a variant (``gemma3_text``) the bridge does not map.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import torch
 
+from . import _architectures
 from .artifacts import check_safetensors
 from .organisms import ORGANISMS
 
@@ -60,6 +63,7 @@ class Provenance:
     device: str
     dtype: str
     process_weights: bool
+    architecture: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -145,7 +149,7 @@ def _as_device(device: str | torch.device | None) -> torch.device:
 
 def known_names() -> list[str]:
     """Every name ``load_model`` accepts without a path: organisms, SmolLM2, TransformerLens names."""
-    from transformer_lens.loading_from_pretrained import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
+    from transformer_lens.supported_models import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
 
     names = list(ORGANISMS) + [SMOLLM2] + list(OFFICIAL_MODEL_NAMES)
     names += [a for aliases in MODEL_ALIASES.values() for a in aliases]
@@ -174,12 +178,18 @@ def load_model(
     backend: str = "auto",
     process_weights: bool = False,
     revision: str | None = None,
+    device_map: str | dict | None = None,
+    max_memory: dict | None = None,
+    offload_folder: str | os.PathLike | None = None,
 ):
     """Load a model as a TransformerLens model.
 
     Arguments:
         spec: an organism name (``"induction-2l"``), ``"smollm2-135m"``, a TransformerLens model name
             (``"gpt2"``; needs the hub unless cached), a local HF model folder, or a ``.gguf`` file.
+            A folder loads whatever class TransformerBridge has an adapter for; a GGUF file loads
+            whatever llama.cpp architecture transformers de-quantises (``interp._architectures``
+            lists the families tested both ways, e.g. Llama, Qwen 2.5/3, Gemma 2/3, Phi-3).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (where available); default cuda,
             then mps, then cpu.
         dtype: float32 (default), float16, bfloat16 or float64, as a torch dtype or its name.
@@ -191,13 +201,25 @@ def load_model(
             ``from_pretrained`` does; off by default so logits equal transformers'.
         revision: for a hub model, the branch, tag or commit (e.g. Pythia's ``"step1000"``);
             ``"name@revision"`` in ``spec`` says the same.
+        device_map: place a model bigger than one device with accelerate (an HF folder, an
+            organism or a hub model; not GGUF): ``"auto"``, ``"balanced"``, ``"sequential"`` or
+            ``{module name: "cuda:N" | N | "cpu" | "disk"}``. Gives a TransformerBridge without
+            weight processing; exclusive with ``device``. Analyses give the numbers they give on
+            one device; those reading weight matrices need ``interp._offload.onloaded(model)``
+            when layers are offloaded. The realized map is recorded in the provenance.
+        max_memory: with ``device_map``, the budget per device (``{0: "20GiB", "cpu": "60GiB"}``);
+            what does not fit goes to the next device, then to disk.
+        offload_folder: with ``device_map``, where disk-offloaded weights are written (default:
+            a temporary folder of transformers').
 
     Returns:
         The model in eval mode, with ``model.cfg.interp_provenance`` describing how it was loaded.
 
     Raises:
         ModelSpecError: ``spec`` names nothing loadable, or names a folder or file that is
-            incomplete or corrupt (no weights, truncated safetensors, no tokenizer, not a GGUF).
+            incomplete or corrupt (no weights, truncated safetensors, no tokenizer, not a GGUF),
+            or a GGUF architecture transformers cannot de-quantise, or a class TransformerBridge
+            has no adapter for (the message names the architecture and what does load).
         ModelNotAvailableOffline: a hub model that is not cached, with no network.
         ValueError: a ``device``, ``dtype`` or ``backend`` that is not accepted (or not available).
         TypeError: an argument of the wrong type (``spec`` neither a str nor a path).
@@ -211,6 +233,14 @@ def load_model(
         raise ValueError(f"backend={backend!r} is not accepted; use 'auto', 'hooked' or 'bridge'")
     if not isinstance(spec, (str, os.PathLike)):
         raise TypeError(f"spec={spec!r} is not accepted; give a str or a path: {_forms()}")
+    placement = None
+    if device_map is not None or max_memory is not None or offload_folder is not None:
+        from ._offload import check_device_map
+
+        check_device_map(device_map, max_memory, offload_folder, device)
+        placement = dict(
+            device_map=device_map, max_memory=max_memory, offload_folder=offload_folder
+        )
     device = _as_device(device)
     dtype = _as_dtype(dtype)
     text = os.fspath(spec)
@@ -225,15 +255,17 @@ def load_model(
             raise ModelSpecError(
                 f"organism {text!r} has no weights at {folder}; run `interp organisms train {text}`"
             )
-        return _from_folder(folder, text, device, dtype, backend, process_weights)
+        return _from_folder(folder, text, device, dtype, backend, process_weights, placement)
     if text.lower() in SMOLLM2_ALIASES:
-        return _from_gguf(smollm2_gguf_path(), text, device, dtype, backend, process_weights)
+        return _from_gguf(
+            smollm2_gguf_path(), text, device, dtype, backend, process_weights, placement
+        )
     path = Path(text).expanduser()
     if path.exists():
         if path.is_file() and path.suffix == ".gguf":
-            return _from_gguf(path, text, device, dtype, backend, process_weights)
+            return _from_gguf(path, text, device, dtype, backend, process_weights, placement)
         if path.is_dir() and (path / "config.json").exists():
-            return _from_folder(path, text, device, dtype, backend, process_weights)
+            return _from_folder(path, text, device, dtype, backend, process_weights, placement)
         raise ModelSpecError(
             f"{text!r} exists but is neither a model folder (no config.json in it) nor a .gguf "
             f"file; accepted: {_forms()}"
@@ -243,7 +275,7 @@ def load_model(
     hub_id = _official_name(text)
     if hub_id is not None:
         folder = _hub_snapshot(hub_id, text, revision)
-        return _from_folder(folder, text, device, dtype, backend, process_weights)
+        return _from_folder(folder, text, device, dtype, backend, process_weights, placement)
     if revision is not None:
         raise ModelSpecError(
             f"revision={revision!r} applies only to hub models; {text!r} is not one"
@@ -263,7 +295,7 @@ def _forms() -> str:
 
 
 def _official_name(name: str) -> str | None:
-    from transformer_lens.loading_from_pretrained import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
+    from transformer_lens.supported_models import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
 
     if name in OFFICIAL_MODEL_NAMES:
         return name
@@ -343,10 +375,13 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _from_folder(folder: Path, spec: str, device, dtype, backend, process_weights):
+def _from_folder(folder: Path, spec: str, device, dtype, backend, process_weights, placement=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     arch = _check_folder(folder)
+    if placement is not None:
+        _check_placement(backend, process_weights)
+        backend = "bridge"
     chosen = backend
     if backend == "auto":
         chosen = "hooked" if arch in _HOOKED_ARCHITECTURES and hooked_available() else "bridge"
@@ -359,6 +394,17 @@ def _from_folder(folder: Path, spec: str, device, dtype, backend, process_weight
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ModelSpecError(f"cannot load the tokenizer in {folder}: {_first_line(err)}") from err
+    if placement is not None:
+        from ._offload import load_dispatched
+
+        arch = _bridgeable(arch, folder)
+        model, realized = load_dispatched(folder, tokenizer, dtype=dtype, **placement)
+        where = "+".join(dict.fromkeys(str(v) for v in realized.values()))
+        model = _finish(
+            model, Provenance(spec, str(folder), "bridge", where, str(dtype), False, arch)
+        )
+        model.cfg.interp_provenance["device_map"] = {k: str(v) for k, v in realized.items()}
+        return model
     try:
         hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     except torch.OutOfMemoryError:
@@ -366,17 +412,25 @@ def _from_folder(folder: Path, spec: str, device, dtype, backend, process_weight
     except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as err:
         # a corrupt .bin, an unknown model_type, tensors whose shapes disagree with config.json
         raise ModelSpecError(f"cannot load the model in {folder}: {_first_line(err)}") from err
+    if chosen == "bridge":
+        arch = _bridgeable(type(hf_model).__name__, folder)
     model = (_hooked if chosen == "hooked" else _bridge)(
         folder, hf_model, tokenizer, arch, device, dtype, process_weights
     )
     return _finish(
-        model, Provenance(spec, str(folder), chosen, str(device), str(dtype), process_weights)
+        model,
+        Provenance(spec, str(folder), chosen, str(device), str(dtype), process_weights, arch),
     )
 
 
-def _from_gguf(path: Path, spec: str, device, dtype, backend, process_weights):
+def _from_gguf(path: Path, spec: str, device, dtype, backend, process_weights, placement=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if placement is not None:
+        raise ModelSpecError(
+            f"device_map needs a Hugging Face model folder; {path} is a GGUF file, which is "
+            "de-quantised into memory whole: load it once and save_pretrained it to a folder"
+        )
     if importlib.util.find_spec("gguf") is None:
         raise ModelSpecError("loading a .gguf file needs the gguf package: pip install gguf")
     try:
@@ -385,16 +439,42 @@ def _from_gguf(path: Path, spec: str, device, dtype, backend, process_weights):
             path.parent, gguf_file=path.name, dtype=torch.float32
         )
     except Exception as err:
+        refusal = _architectures.gguf_refusal(_architectures.gguf_architecture(path))
+        if refusal is not None:
+            raise ModelSpecError(f"{path} cannot be loaded: {refusal}") from err
         raise ModelSpecError(f"{path} is not a GGUF model transformers can read: {err}") from err
     hf_model = hf_model.to(dtype)
     arch = type(hf_model).__name__
     chosen = "bridge" if backend == "auto" else backend
+    if chosen == "bridge":
+        _bridgeable(arch, path)
     model = (_hooked if chosen == "hooked" else _bridge)(
         path.parent, hf_model, tokenizer, arch, device, dtype, process_weights
     )
     return _finish(
-        model, Provenance(spec, str(path), chosen, str(device), str(dtype), process_weights)
+        model, Provenance(spec, str(path), chosen, str(device), str(dtype), process_weights, arch)
     )
+
+
+def _check_placement(backend: str, process_weights: bool) -> None:
+    if backend == "hooked":
+        raise ValueError(
+            "device_map gives a TransformerBridge (HookedTransformer has no accelerate placement); "
+            "use backend='bridge' or 'auto'"
+        )
+    if process_weights:
+        raise ValueError(
+            "process_weights=True is not accepted with device_map: folding and centring read "
+            "every weight at once, which offloaded layers do not hold; use process_weights=False"
+        )
+
+
+def _bridgeable(arch: str, source: Path) -> str:
+    """``arch``, after checking TransformerBridge has an adapter for it."""
+    refusal = _architectures.bridge_refusal(arch)
+    if refusal is not None:
+        raise ModelSpecError(f"{source} cannot be loaded: {refusal}")
+    return arch
 
 
 def hooked_available() -> bool:
@@ -484,10 +564,15 @@ def _tl_config_dict(hf_config, arch: str, convert_hf_model_config) -> dict[str, 
 def _bridge(folder: Path, hf_model, tokenizer, arch, device, dtype, process_weights):
     from transformer_lens.model_bridge import TransformerBridge
 
+    # a config rebuilt from GGUF metadata names no class, and its model_type can be a variant
+    # ("gemma3_text") the bridge does not map: the class transformers built is the architecture
+    hf_model.config.architectures = [arch]
     bridge = TransformerBridge.boot_transformers(
         str(folder), hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
     )
     bridge.enable_compatibility_mode(disable_warnings=True, no_processing=not process_weights)
+    if getattr(bridge.cfg, "original_architecture", None) is None:  # TransformerLens 4 leaves it
+        bridge.cfg.original_architecture = arch
     return bridge
 
 

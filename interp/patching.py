@@ -9,8 +9,9 @@ How it is fast: TransformerLens runs one full forward pass per patch. Here, many
 batched pass, and on a ``HookedTransformer`` each patched run *resumes* at the patched layer from
 the cached residual stream of the target run, computing only the positions at and after the
 earliest patched position: the earlier positions cannot change (attention is causal), so their
-keys and values are read from the target run through a frozen KV cache. Only the answer position
-is unembedded. Patches after the answer position cannot change the metric and are not run.
+keys and values are read from the target run through a frozen KV cache. Only the answer positions
+are unembedded. Patches after every prompt's answer position cannot change the metric and are not
+run.
 Patches that start at the same position share one pass through the layers (a wave): each
 joins the batch at its own layer, so every block runs on one large batch.
 """
@@ -28,26 +29,17 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import _checks, forward
-from .hooks import hook_name, locked, model_lock, run_with_cache, scoped_hooks
+from .hooks import SITES, hook_name, locked, model_lock, run_with_cache, scoped_hooks
 from .models import provenance
 from .result import Result
 from .tasks import Task, TaskBatch, effect_reading, normalised
 
+# the sites a sweep can patch and their axes, read from interp.hooks.SITES
 SITE_AXES: dict[str, tuple[str, ...]] = {
-    "resid_pre": ("layer", "pos"),
-    "resid_mid": ("layer", "pos"),
-    "resid_post": ("layer", "pos"),
-    "attn_out": ("layer", "pos"),
-    "mlp_out": ("layer", "pos"),
-    "z": ("layer", "pos", "head"),
-    "result": ("layer", "pos", "head"),
-    "q": ("layer", "pos", "head"),
-    "k": ("layer", "pos", "head"),
-    "v": ("layer", "pos", "head"),
-    "pattern": ("layer", "pos", "head"),
+    n: site.axes for n, site in SITES.items() if site.patchable
 }
 DIRECTIONS = ("denoise", "noise")
-_HEAD_FIRST = {"pattern"}  # activations laid out [batch, head, q_pos, k_pos]
+_HEAD_FIRST = {n for n, site in SITES.items() if site.head_first}  # [batch, head, q, k]
 
 
 @dataclass(frozen=True)
@@ -116,7 +108,9 @@ def patch_sweep(
             the sweep goes (an app's progress bar).
 
     Returns:
-        A Result with axes ``by``; ``provenance`` holds the clean and corrupted metric.
+        A Result with axes ``by``; ``provenance`` holds the clean and corrupted metric, the
+        engine that ran and, where ``"auto"`` could not resume, ``engine_fallback``: why
+        (the features ``interp.forward.blockers`` names, e.g. QK-norm).
 
     Example:
         >>> r = patch_sweep(model, task, site="z", by=("layer", "pos", "head"))
@@ -127,12 +121,15 @@ def patch_sweep(
     if engine not in ("auto", "resume", "full"):
         raise ValueError(f"engine={engine!r} is not accepted; use 'auto', 'resume' or 'full'")
     auto = engine == "auto"
+    blocked = forward.blockers(model, batch.clean.shape[1])
+    # why the sweep ran full forward passes where it asked for the fast engine, for provenance
+    fallback = f"the resumable engine does not cover: {', '.join(blocked)}" if blocked else None
     if auto:
-        engine = "resume" if forward.supported(model) else "full"
-    elif engine == "resume" and not forward.supported(model):
+        engine = "full" if blocked else "resume"
+    elif engine == "resume" and blocked:
         raise ValueError(
-            f"engine='resume' does not cover this model ({type(model).__name__}, "
-            f"{model.cfg.original_architecture}); use engine='full'"
+            f"engine='resume' does not cover this model ({type(model).__name__}): "
+            f"{', '.join(blocked)}; use engine='full' or 'auto'"
         )
     clean_score, corrupted_score = batch.baseline(model)
     target, source = (
@@ -156,7 +153,7 @@ def patch_sweep(
             if not auto:
                 raise ValueError(f"engine='resume' cannot run this model: {err}") from err
             warnings.warn(f"{err}; patching with full forward passes instead", stacklevel=2)
-            engine = "full"
+            engine, fallback = "full", str(err)
             runner = _FullRunner(model, batch, target, hook_site, names, max_tokens)
         values = runner.run(patches, source_cache, target_score, progress)
     values = values.view(*(sizes[a] for a in by))
@@ -181,10 +178,15 @@ def patch_sweep(
             "by": list(by),
             "direction": direction,
             "engine": engine,
+            "engine_fallback": fallback if auto and engine == "full" else None,
             "clean_metric": clean_score,
             "corrupted_metric": corrupted_score,
             "normalized": normalize,
             "n_prompts": batch.batch,
+            "metric": batch.metric,
+            "answer_pos": batch.answer_pos
+            if isinstance(batch.answer_pos, int)
+            else batch.answer_pos.tolist(),
             **effect_reading(batch.metric, direction, normalize, clean_score, corrupted_score),
         },
     )
@@ -267,7 +269,7 @@ class _FullRunner:
         values = torch.full((len(patches),), float("nan"))
         pending = []
         for i, p in enumerate(patches):
-            if self.start(p) > self.batch.answer_pos:
+            if self.start(p) > self.batch.last_answer_pos:
                 values[i] = target_score  # causally cannot reach the answer position
             else:
                 pending.append(i)
@@ -314,7 +316,7 @@ class _FullRunner:
                 yield chunk, self.score(out, len(chunk))
 
     def score(self, logits: Tensor, n: int) -> Tensor:
-        return self.batch.score(logits.view(n, self.batch.batch, -1))
+        return self.batch.score(logits)
 
     def _hook(self, patches: list[Patch], src: Tensor, start: int):
         b = self.batch.batch
@@ -331,7 +333,7 @@ class _FullRunner:
         hook = self._hook(patches, src, 0)
         with scoped_hooks(self.model, [(self.names[layer], hook)]):
             logits = self.model(tokens)
-        return logits[:, self.batch.answer_pos]
+        return self.batch.read(logits.view(len(patches), self.batch.batch, *logits.shape[1:]))
 
 
 class _SitePatch:
@@ -378,6 +380,7 @@ class _ResumeRunner(_FullRunner):
         last = f"blocks.{n - 1}.hook_resid_post"
         _, cache = run_with_cache(model, target, [*wanted, last])
         self.resid = [cache[f"blocks.{i}.hook_resid_pre"] for i in range(n)]
+        self.final = cache[last]
         with model_lock(model):
             forward.matches(model, self.resid[0], cache[last])
         self.keys = [cache[f"blocks.{i}.attn.hook_k"] for i in range(n)]
@@ -415,7 +418,7 @@ class _ResumeRunner(_FullRunner):
         """Run the patches of ``wave`` (layer -> patch indices, all starting at ``start``).
 
         Returns the patch indices in row order and their final normalised residual stream at the
-        answer position.
+        answer positions ``[patches, batch, (m,) d_model]``.
         """
         model = self.model
         x: Tensor | None = None
@@ -443,9 +446,15 @@ class _ResumeRunner(_FullRunner):
                     if x is not None:
                         x = forward.block(model, layer, x, start, self._prefix(layer, x), patch)
                 order += wave.get(layer, [])
-            at = self.batch.answer_pos - start
-            final = x[:, at : at + 1]
-            return order, (model.ln_final(final) if hasattr(model, "ln_final") else final)[:, 0]
+            x = x.view(len(order), self.batch.batch, *x.shape[1:])
+            if start > self.batch.first_answer_pos:  # answers before ``start`` are unchanged
+                prefix = self.final[:, :start].expand(len(order), -1, -1, -1)
+                x, start = torch.cat([prefix, x], dim=2), 0
+            final = self.batch.read(x, offset=start)
+            if hasattr(model, "ln_final"):
+                flat = final.reshape(-1, 1, final.shape[-1])
+                final = model.ln_final(flat).view(final.shape)
+            return order, final
 
     def _writer(self, new: list[Patch], src: Tensor, start: int, rows: int):
         b = self.batch.batch
@@ -491,7 +500,7 @@ class _ResumeRunner(_FullRunner):
         return x
 
     def score(self, resid: Tensor, n: int) -> Tensor:
-        return self.batch.score_resid(resid.view(n, self.batch.batch, -1), self.model)
+        return self.batch.score_resid(resid, self.model)
 
 
 def _cat(x: Tensor | None, new: Tensor) -> Tensor:

@@ -15,12 +15,18 @@ patching isolates a *path*: sender head -> receiver. As in the IOI paper (Wang e
 ``direction="noise"`` (the IOI convention) patches corrupted sender outputs into the clean run;
 ``"denoise"`` patches clean outputs into the corrupted run. ``path_patch_sweep`` tries every head
 as the sender, batching many senders into one pass.
+
+Both ends can be limited to positions (``interp.positions``): ``sender_positions`` takes the
+sender's output from the source run at those positions only (elsewhere it stays frozen), and
+``receiver_positions`` replaces the receivers' inputs at those positions only. Wang et al. patch
+into the name movers' queries at the last token (``receiver_positions="end"``): what reaches
+them there is which name to avoid, written by the S-inhibition heads.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -29,7 +35,8 @@ from tqdm.auto import tqdm
 from . import _checks
 from .hooks import hook_name, locked, run_with_cache, scoped_hooks
 from .models import provenance
-from .patching import site_heads
+from .patching import position_labels, site_heads
+from .positions import Positions, entries_of, position_mask
 from .result import Result
 from .tasks import Task, TaskBatch, effect_reading, normalised
 
@@ -75,9 +82,11 @@ def path_patch_sweep(
     receivers: Sequence[Receiver] | str = "logits",
     direction: str = "noise",
     *,
+    sender_positions: Positions = None,
+    receiver_positions: Positions = None,
     normalize: bool = False,
     senders_per_pass: int = 16,
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
 ) -> Result:
     """Path-patch every head as the sender, into ``receivers``; a ``layer x head`` Result.
 
@@ -86,17 +95,37 @@ def path_patch_sweep(
         task: the task whose metric is read.
         receivers: ``"logits"`` or a list of ``("q"|"k"|"v", layer, head)`` head inputs.
         direction: ``"noise"`` (corrupted sender into clean run) or ``"denoise"``.
+        sender_positions: where each sender's output is patched: an integer (negative counts
+            from the end), a name of ``interp.positions.POSITION_NAMES`` the task has (``"end"``,
+            IOI's ``"IO"``, ``"S1"``, ``"S2"``) or a list of them; ``None``: every position.
+        receiver_positions: where the receivers' inputs take the patched value, in the same
+            form; head receivers only (the logits are read at the answer position alone).
         normalize: map the corrupted run to 0 and the clean run to 1.
         senders_per_pass: how many senders share one batched pass.
+        progress: show a progress bar; or a function called with ``(done, total)`` senders as
+            the sweep goes (an app's progress bar).
 
     Returns:
         A Result over ``("layer", "head")`` of senders; heads at or after the earliest receiver's
-        layer cannot reach it and get the unpatched metric.
+        layer cannot reach it and get the unpatched metric. ``provenance`` and the reading name
+        the positions.
+
+    Example:
+        >>> # Wang et al.: which heads reach the name movers' queries at the last token?
+        >>> r = path_patch_sweep(model, ioi, [("q", 9, 9), ("q", 10, 0)], receiver_positions="end")
     """
     batch = task.tokens(model) if isinstance(task, Task) else task
     if direction not in ("noise", "denoise"):
         raise ValueError(f"direction={direction!r} is not accepted; use 'noise' or 'denoise'")
     recv = _receivers(model, receivers)
+    if recv == "logits" and receiver_positions is not None:
+        raise ValueError(
+            f"receiver_positions={receiver_positions!r} needs head receivers; with "
+            "receivers='logits' the metric is read at the answer position alone (limit "
+            "sender_positions instead)"
+        )
+    send_at = position_mask(batch, sender_positions, "sender_positions")
+    recv_at = position_mask(batch, receiver_positions, "receiver_positions")
     _checks.positive_int(senders_per_pass, "senders_per_pass")
     clean_score, corrupted_score = batch.baseline(model)
     target, source = (
@@ -110,18 +139,31 @@ def path_patch_sweep(
     last_layer = n_layers if recv == "logits" else min(layer for _, layer, _ in recv)
     senders = [(layer, head) for layer in range(last_layer) for head in range(n_heads)]
     values = torch.full((n_layers, n_heads), target_score)
-    bar = tqdm(total=len(senders), desc="path patching", disable=not progress, leave=False)
+    report = progress if callable(progress) else None
+    bar = tqdm(
+        total=len(senders),
+        desc="path patching",
+        disable=report is not None or not progress,
+        leave=False,
+    )
     for k in range(0, len(senders), senders_per_pass):
         chunk = senders[k : k + senders_per_pass]
-        values_chunk = _run_chunk(model, batch, target, chunk, target_z, source_z, z_names, recv)
+        values_chunk = _run_chunk(
+            model, batch, target, chunk, target_z, source_z, z_names, recv, send_at, recv_at
+        )
         for (layer, head), v in zip(chunk, values_chunk.tolist(), strict=True):
             values[layer, head] = v
         bar.update(len(chunk))
+        if report is not None:
+            report(k + len(chunk), len(senders))
     bar.close()
     metric = batch.metric
     if normalize:
         values = normalised(values, clean_score, corrupted_score)
         metric = f"{metric} (normalised: corrupted 0, clean 1)"
+    reading = effect_reading(batch.metric, direction, normalize, clean_score, corrupted_score)
+    where = {"sender": (sender_positions, send_at), "receiver": (receiver_positions, recv_at)}
+    reading["reading"] += " " + _path_reading(model, batch, recv, direction, where)
     return Result(
         values,
         ("layer", "head"),
@@ -131,13 +173,43 @@ def path_patch_sweep(
             "task": batch.task.name,
             "method": "path_patch_sweep",
             "receivers": recv if recv == "logits" else [list(r) for r in recv],
+            "sender_positions": _recorded(sender_positions),
+            "receiver_positions": _recorded(receiver_positions),
             "direction": direction,
             "clean_metric": clean_score,
             "corrupted_metric": corrupted_score,
             "normalized": normalize,
-            **effect_reading(batch.metric, direction, normalize, clean_score, corrupted_score),
+            **reading,
         },
     )
+
+
+def _recorded(positions: Positions) -> str | list[int | str]:
+    """Positions as provenance records them: ``"all"``, or the list of integers and names."""
+    return "all" if positions is None else entries_of(positions)
+
+
+def _path_reading(model, batch: TaskBatch, recv, direction: str, where: dict) -> str:
+    """The path a value measures, with its positions (as given, and as tokens of prompt 0)."""
+
+    def at(end: str) -> str:
+        positions, mask = where[end]
+        if mask is None:
+            return "every position"
+        labels = position_labels(model, batch.clean[0])
+        tokens = ", ".join(repr(labels[i]) for i in mask[0].nonzero().flatten().tolist())
+        given = entries_of(positions)
+        plural = "s" if len(given) > 1 else ""
+        return f"position{plural} {', '.join(map(str, given))} (prompt 0: {tokens})"
+
+    source = "corrupted" if direction == "noise" else "clean"
+    into = (
+        "the logits"
+        if recv == "logits"
+        else ", ".join(f"{kind} of L{layer}H{head}" for kind, layer, head in recv)
+        + f" at {at('receiver')}"
+    )
+    return f"Path: each sender head's {source}-run output at {at('sender')}, into {into}."
 
 
 def _hook_head(model, kind: str, head: int) -> int:
@@ -149,8 +221,13 @@ def _hook_head(model, kind: str, head: int) -> int:
     return head if n_site == n_heads else head // (n_heads // n_site)
 
 
-def _run_chunk(model, batch, target, chunk, target_z, source_z, z_names, recv) -> Tensor:
-    """Metric for each sender in ``chunk``: one frozen pass, then (for head receivers) one more."""
+def _run_chunk(
+    model, batch, target, chunk, target_z, source_z, z_names, recv, send_at, recv_at
+) -> Tensor:
+    """Metric for each sender in ``chunk``: one frozen pass, then (for head receivers) one more.
+
+    ``send_at`` and ``recv_at`` mask the positions patched at each end, ``[prompt, pos]``
+    (``None``: every position)."""
     b, reps = batch.batch, len(chunk)
     tokens = target.repeat(reps, 1)
 
@@ -159,7 +236,12 @@ def _run_chunk(model, batch, target, chunk, target_z, source_z, z_names, recv) -
             z = target_z[z_names[layer]].repeat(reps, 1, 1, 1).clone()
             for n, (s_layer, s_head) in enumerate(chunk):
                 if s_layer == layer:
-                    z[n * b : (n + 1) * b, :, s_head] = source_z[z_names[layer]][:, :, s_head]
+                    src = source_z[z_names[layer]][:, :, s_head]
+                    if send_at is not None:
+                        src = torch.where(
+                            send_at[..., None], src, z[n * b : (n + 1) * b, :, s_head]
+                        )
+                    z[n * b : (n + 1) * b, :, s_head] = src
             return z
 
         return hook
@@ -167,8 +249,8 @@ def _run_chunk(model, batch, target, chunk, target_z, source_z, z_names, recv) -
     hooks = [(z_names[layer], freeze(layer)) for layer in range(model.cfg.n_layers)]
     if recv == "logits":
         with scoped_hooks(model, hooks), torch.no_grad():
-            logits = model(tokens)[:, batch.answer_pos]
-        return batch.score(logits.view(reps, b, -1))
+            logits = model(tokens)
+        return batch.score(batch.read(logits.view(reps, b, *logits.shape[1:])))
     names = {(kind, layer): hook_name(model, kind, layer) for kind, layer, _ in recv}
     recorded: dict[str, Tensor] = {}
 
@@ -187,7 +269,12 @@ def _run_chunk(model, batch, target, chunk, target_z, source_z, z_names, recv) -
     def replace(name, heads):
         def hook(act, hook):
             act = act.clone()
-            act[:, :, heads] = recorded[name][:, :, heads]
+            patched = recorded[name][:, :, heads]
+            if recv_at is not None:
+                patched = torch.where(
+                    recv_at.repeat(reps, 1)[..., None, None], patched, act[:, :, heads]
+                )
+            act[:, :, heads] = patched
             return act
 
         return hook
@@ -196,5 +283,5 @@ def _run_chunk(model, batch, target, chunk, target_z, source_z, z_names, recv) -
     for kind, layer, head in recv:
         by_name.setdefault(names[(kind, layer)], []).append(_hook_head(model, kind, head))
     with scoped_hooks(model, [(n, replace(n, h)) for n, h in by_name.items()]), torch.no_grad():
-        logits = model(tokens)[:, batch.answer_pos]
-    return batch.score(logits.view(reps, b, -1))
+        logits = model(tokens)
+    return batch.score(batch.read(logits.view(reps, b, *logits.shape[1:])))

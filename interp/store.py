@@ -2,7 +2,8 @@
 
 Each run is a folder ``runs/<id>/`` holding ``result.json`` (axes, labels, metric, provenance,
 and the name of the values file), the values (``result.safetensors``) and ``plot.html``; a
-circuit run holds ``graph/`` (the saved CircuitGraph), ``viewer.json`` (the attribution-graph JSON
+circuit run holds ``graph/`` (the saved CircuitGraph: ``circuit.json`` and
+``edges.safetensors``), ``viewer.json`` (the attribution-graph JSON
 that Neuronpedia's and circuit-tracer's viewers read; ``graph.json`` in runs saved before it was
 renamed) and ``plot.html``. The folder is built under a temporary name and published by one
 rename (:func:`interp.artifacts.atomic_dir`), so an interrupted run never leaves a half-written
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .artifacts import ArtifactError, atomic_dir, atomic_file, clean_leftovers, read_json, recover
-from .circuit_graph import CircuitGraph
+from .graph import GRAPH_FILE, CircuitGraph, graph_file
 from .result import Result
 
 VIEWER_JSON = "viewer.json"
@@ -105,7 +106,7 @@ class RunListing(NamedTuple):
 def scan_runs(root: str | os.PathLike | None = None) -> RunListing:
     """Every run in the runs folder, readable ones apart from damaged ones.
 
-    A run is damaged when its ``result.json`` or ``graph/graph.json`` is not whole JSON (empty,
+    A run is damaged when its ``result.json`` or ``graph/circuit.json`` is not whole JSON (empty,
     binary, cut short), lacks a field, or its values file is missing. Leftovers of interrupted
     runs are removed first (:func:`interp.artifacts.clean_leftovers`).
     """
@@ -131,13 +132,12 @@ def list_runs(root: str | os.PathLike | None = None) -> list[dict]:
 
 
 def _file_of(folder: Path) -> Path:
-    graph = folder / "graph" / "graph.json"
-    return graph if graph.exists() else folder / "result.json"
+    return graph_file(folder / "graph") or folder / "result.json"
 
 
 def _summary(folder: Path) -> dict:
-    graph_json = folder / "graph" / "graph.json"
-    if graph_json.exists():
+    graph_json = graph_file(folder / "graph")
+    if graph_json is not None:
         graph = read_json(graph_json)
         if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
             raise ArtifactError(f"{graph_json} is not a saved CircuitGraph (no list of nodes)")
@@ -152,7 +152,7 @@ def _summary(folder: Path) -> dict:
         }
     meta_file = folder / "result.json"
     if not meta_file.exists():
-        raise ArtifactError(f"{folder} holds neither result.json nor graph/graph.json")
+        raise ArtifactError(f"{folder} holds neither result.json nor graph/{GRAPH_FILE}")
     data = read_json(meta_file)
     try:
         summary = {
@@ -178,13 +178,13 @@ def load_run(run_id: str, root: str | os.PathLike | None = None) -> Result | Cir
     naming the damaged file of a broken run."""
     folder = runs_dir(root) / run_id
     recover(folder)
-    if (folder / "graph" / "graph.json").exists():
+    if graph_file(folder / "graph") is not None:
         return CircuitGraph.load(folder / "graph")
     if (folder / "result.json").exists():
         return Result.load(folder / "result")
     if folder.is_dir():
         raise ArtifactError(
-            f"run {run_id!r} ({folder}) holds neither result.json nor graph/graph.json"
+            f"run {run_id!r} ({folder}) holds neither result.json nor graph/{GRAPH_FILE}"
         )
     known = [r["id"] for r in list_runs(root)]
     raise FileNotFoundError(f"no run {run_id!r} in {runs_dir(root)}; runs: {known[-5:]}")

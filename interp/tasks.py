@@ -2,12 +2,15 @@
 
 A task is data: pairs of prompts of equal token length that differ in what matters (the clean run
 gets the behaviour, the corrupted run does not), the answer token for each pair (and the wrong
-answer the corrupted prompt points to), the position whose logits are read, and a metric:
+answer the corrupted prompt points to), the position whose logits are read (one for all prompts,
+one per prompt, or several per prompt for a multi-token answer), and a metric:
 
 - ``logit_diff``: logit of the answer minus logit of the wrong answer;
 - ``prob``: probability of the answer;
 - ``loss``: -log probability of the answer;
-- ``kl``: KL divergence from the clean run's next-token distribution (0 on the clean run).
+- ``kl``: KL divergence from the clean run's next-token distribution (0 on the clean run);
+- a function ``metric(logits, batch)`` of the logits at the answer positions (see
+  ``interp.metrics``, which also defines ``prob_diff`` and how several answers are scored).
 
 The *normalised* form maps the corrupted run to 0 and the clean run to 1. Sweeps, discovery
 methods and the app all take the same ``Task``.
@@ -19,7 +22,6 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 from jaxtyping import Float, Int
@@ -27,11 +29,13 @@ from torch import Tensor
 
 from . import _checks
 from .hooks import locked
+from .metrics import BUILTIN, METRICS, Metric, MetricFn, metric_name, read_positions
+from .metrics import prob_diff as prob_diff
 from .organisms import _data
 
-Metric = Literal["logit_diff", "prob", "loss", "kl"]
-METRICS: tuple[str, ...] = ("logit_diff", "prob", "loss", "kl")
 Prompts = Sequence[str] | Tensor
+Answers = Sequence[str | int | Sequence[str | int]] | Tensor
+AnswerPos = int | Sequence[int] | Sequence[Sequence[int]] | Tensor
 
 
 @dataclass
@@ -41,31 +45,48 @@ class Task:
     Arguments:
         clean: prompt strings, or token ids ``[batch, pos]``.
         corrupted: the same number of prompts, each the same token length as its clean pair.
-        answers: the correct next token per pair (strings of one token each, or ids ``[batch]``).
-        wrong_answers: the competing token per pair; required for ``metric="logit_diff"``.
-        metric: one of ``METRICS``.
-        answer_pos: the position whose logits are read (default: the last).
+        answers: the correct next token per pair: one-token strings or token ids (``[batch]``);
+            or several per pair, a list per pair or ids ``[batch, k]`` (alternatives, see
+            ``interp.metrics``); with ``m`` answer positions per pair, the answer sequence of
+            ``m`` tokens per pair (a string of ``m`` tokens, a list, or ids ``[batch, m]``).
+            Checked against the model's output vocabulary (``cfg.d_vocab_out``).
+        wrong_answers: the competing token(s) per pair, given as ``answers``; required for
+            ``metric="logit_diff"``.
+        metric: one of ``METRICS``, or a function ``metric(logits, batch)`` of the logits at the
+            answer positions ``[n, batch, vocab]`` (``[n, batch, m, vocab]`` for ``m`` answer
+            positions) returning ``[n, batch]`` or ``[n]``; see ``interp.metrics``. Results
+            record a function by its ``__name__``.
+        answer_pos: the token position whose logits are read (after BOS, if prepended;
+            negative counts from the end; default: the last): one for every pair, one per pair
+            (a list or ``[batch]`` tensor), or ``m`` per pair (``[batch, m]``) for a multi-token
+            answer whose first ``m - 1`` tokens end the prompt (position ``j`` predicts answer
+            token ``j``, teacher-forced).
         name: a label carried into results.
         prepend_bos: add BOS before string prompts; default: the model's own default.
 
     Example:
         >>> task = Task(clean=["a = 7; b = a; print(b)"], corrupted=["a = 3; b = a; print(b)"],
         ...             answers=["7"], wrong_answers=["3"], metric="logit_diff")
+        >>> from interp.metrics import prob_diff
+        >>> task = Task(clean, corrupted, answers, wrong, metric=prob_diff, answer_pos=[5, 7])
     """
 
     clean: Prompts
     corrupted: Prompts
-    answers: Prompts
-    wrong_answers: Prompts | None = None
-    metric: str = "logit_diff"
-    answer_pos: int = -1
+    answers: Answers
+    wrong_answers: Answers | None = None
+    metric: str | MetricFn = "logit_diff"
+    answer_pos: AnswerPos = -1
     name: str = "task"
     prepend_bos: bool | None = None
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ValueError(f"metric={self.metric!r} is not accepted; use one of {METRICS}")
+        if not callable(self.metric) and self.metric not in METRICS:
+            raise ValueError(
+                f"metric={self.metric!r} is not accepted; use one of {METRICS} or a function "
+                "metric(logits, batch) -> values (see interp.metrics)"
+            )
         if self.metric == "logit_diff" and self.wrong_answers is None:
             raise ValueError(
                 "metric='logit_diff' needs wrong_answers (the competing token per pair)"
@@ -76,8 +97,9 @@ class Task:
                 raise TypeError(
                     f"{arg}={value!r} is a single string; give a list with one entry per pair"
                 )
-            if isinstance(value, Tensor) and value.dim() != (1 if "answers" in arg else 2):
-                shape = "[batch]" if "answers" in arg else "[batch, pos]"
+            dims = (1, 2) if "answers" in arg else (2,)
+            if isinstance(value, Tensor) and value.dim() not in dims:
+                shape = "[batch] or [batch, k]" if "answers" in arg else "[batch, pos]"
                 raise ValueError(f"{arg} token ids must be {shape}, got shape {tuple(value.shape)}")
         n = len(self.clean)
         for arg in ("corrupted", "answers", "wrong_answers"):
@@ -88,6 +110,25 @@ class Task:
                 )
         if n == 0:
             raise ValueError("clean is empty: a task needs at least one prompt pair")
+        pos = self.answer_pos
+        if isinstance(pos, Tensor) and pos.dim() == 0 and not pos.is_floating_point():
+            self.answer_pos = int(pos)
+        pos = self.answer_pos
+        if (
+            isinstance(pos, bool)
+            or not isinstance(pos, int | Sequence | Tensor)
+            or (isinstance(pos, Tensor) and pos.dim() == 0)
+        ):
+            raise TypeError(
+                f"answer_pos={pos!r} is not accepted; give a position (int), one per pair "
+                "(a list or [batch] tensor), or several per pair ([batch, m])"
+            )
+        if not isinstance(pos, int) and len(pos) != n:
+            size = tuple(pos.shape) if isinstance(pos, Tensor) else f"{len(pos)} entries"
+            raise ValueError(
+                f"answer_pos has {size} but clean has {n} pairs; give one int for every pair, "
+                "or one entry per pair"
+            )
 
     @locked
     def tokens(self, model) -> TaskBatch:
@@ -99,16 +140,52 @@ class Task:
                 f"clean prompts tokenize to shape {tuple(clean.shape)} but corrupted to "
                 f"{tuple(corrupted.shape)}: each pair must have the same number of tokens"
             )
-        answers = self._answer_tokens(model, self.answers, "answers")
+        pos = self._positions(clean.shape[1], clean.device)
+        per = pos.shape[1] if isinstance(pos, Tensor) and pos.dim() == 2 else None
+        if per is not None and self.metric == "logit_diff":
+            raise ValueError(
+                f"metric={self.metric!r} reads one answer position per pair, but answer_pos "
+                f"gives {per} (a multi-token answer); use 'prob', 'loss', 'kl' or a function"
+            )
+        answers = self._answer_tokens(model, self.answers, "answers", per)
         wrong = None
         if self.wrong_answers is not None:
-            wrong = self._answer_tokens(model, self.wrong_answers, "wrong_answers")
-        pos = self.answer_pos if self.answer_pos >= 0 else clean.shape[1] + self.answer_pos
-        if not 0 <= pos < clean.shape[1]:
-            raise ValueError(
-                f"answer_pos={self.answer_pos} is outside prompts of {clean.shape[1]} tokens"
-            )
+            wrong = self._answer_tokens(model, self.wrong_answers, "wrong_answers", per)
         return TaskBatch(self, clean, corrupted, answers, wrong, pos)
+
+    def _positions(self, seq: int, device) -> int | Tensor:
+        """``answer_pos`` counted from the start: an int when every pair shares one position
+        (the engines' fast path), else ``[batch]`` or ``[batch, m]``."""
+        pos = self.answer_pos
+        if isinstance(pos, int):
+            at = pos + seq if pos < 0 else pos
+            if not 0 <= at < seq:
+                raise ValueError(f"answer_pos={pos} is outside prompts of {seq} tokens")
+            return at
+        try:
+            ids = pos if isinstance(pos, Tensor) else torch.tensor(pos)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"answer_pos={pos!r} is not accepted; give integers, the same number per pair"
+            ) from None
+        if ids.dtype == torch.bool or ids.is_floating_point() or ids.dim() not in (1, 2):
+            raise ValueError(
+                f"answer_pos must be integers [batch] or [batch, m], got {ids.dtype} of shape "
+                f"{tuple(ids.shape)}"
+            )
+        if ids.dim() == 2 and ids.shape[1] == 0:
+            raise ValueError("answer_pos is [batch, 0]; give at least one position per pair")
+        raw = ids.long().cpu()
+        ids = torch.where(raw < 0, raw + seq, raw)
+        bad = ((ids < 0) | (ids >= seq)).nonzero().tolist()
+        if bad:
+            where = "][".join(map(str, bad[0]))
+            raise ValueError(
+                f"answer_pos[{where}]={int(raw[tuple(bad[0])])} is outside prompts of {seq} tokens"
+            )
+        if ids.dim() == 1 and bool((ids == ids[0]).all()):
+            return int(ids[0])
+        return ids.to(device)
 
     def _prompt_tokens(self, model, prompts: Prompts, arg: str) -> Int[Tensor, "batch pos"]:
         if isinstance(prompts, Tensor):
@@ -135,37 +212,71 @@ class Task:
         _checks.context(model, rows[0].shape[0], f"each of the {arg} prompts")
         return torch.stack(rows).to(model.cfg.device)
 
-    def _answer_tokens(self, model, answers: Prompts, arg: str) -> Int[Tensor, " batch"]:
-        vocab = model.cfg.d_vocab
+    def _answer_tokens(
+        self, model, answers: Answers, arg: str, per: int | None
+    ) -> Int[Tensor, "batch ..."]:
+        """Answer ids ``[batch]`` or ``[batch, k]``; with ``per`` answer positions per pair, the
+        answer sequence ``[batch, per]``."""
         if isinstance(answers, Tensor):
             if answers.dtype == torch.bool or answers.is_floating_point():
                 raise TypeError(f"{arg} token ids must be an integer tensor, got {answers.dtype}")
             ids = answers.to(model.cfg.device).long()
-            if ids.dim() != 1:
-                raise ValueError(f"{arg} token ids must be 1-D [batch], got {tuple(ids.shape)}")
         else:
-            out = []
+            rows, listed = [], False
             for i, a in enumerate(answers):
-                if isinstance(a, bool) or not isinstance(a, int | str):
-                    raise TypeError(
-                        f"{arg}[{i}]={a!r} is not accepted; give a one-token string or a token id"
-                    )
-                if isinstance(a, int):
-                    out.append(a)
-                    continue
-                ids_i = model.to_tokens(_checks.text(a, f"{arg}[{i}]"), prepend_bos=False)[0]
-                if len(ids_i) != 1:
-                    raise ValueError(
-                        f"{arg}[{i}]={a!r} is {len(ids_i)} tokens; an answer must be one token"
-                    )
-                out.append(int(ids_i[0]))
-            ids = torch.tensor(out, device=model.cfg.device)
-        bad = ((ids < 0) | (ids >= vocab)).nonzero().flatten().tolist()
-        if bad:
+                several = isinstance(a, Sequence) and not isinstance(a, str)
+                listed |= several
+                row = []
+                for j, item in enumerate(a if several else [a]):
+                    where = f"{arg}[{i}][{j}]" if several else f"{arg}[{i}]"
+                    if isinstance(item, bool) or not isinstance(item, int | str):
+                        raise TypeError(
+                            f"{where}={item!r} is not accepted; give a one-token string or a "
+                            "token id"
+                        )
+                    if isinstance(item, int):
+                        row.append(item)
+                        continue
+                    toks = model.to_tokens(_checks.text(item, where), prepend_bos=False)[0]
+                    if len(toks) != 1 and (several or per is None):
+                        raise ValueError(
+                            f"{where}={item!r} is {len(toks)} tokens; an answer must be one token "
+                            "(a multi-token answer needs one answer position per token: "
+                            "answer_pos [batch, m])"
+                        )
+                    row += toks.tolist()
+                if not row:
+                    raise ValueError(f"{arg}[{i}] is empty; give at least one answer per pair")
+                rows.append(row)
+            lengths = sorted({len(row) for row in rows})
+            if len(lengths) > 1:
+                raise ValueError(
+                    f"{arg} gives {lengths} tokens per pair; give the same number for every pair"
+                )
+            if per is None and not listed and lengths == [1]:
+                rows = [row[0] for row in rows]
+            ids = torch.tensor(rows, device=model.cfg.device)
+        if per is not None and (ids.dim() != 2 or ids.shape[1] != per):
             raise ValueError(
-                f"{arg}[{bad[0]}]={int(ids[bad[0]])} is outside the vocabulary 0..{vocab - 1}"
+                f"{arg} must give the answer sequence of {per} tokens per pair (one per answer "
+                f"position), got shape {tuple(ids.shape)}"
+            )
+        vocab = output_vocab(model)
+        bad = ((ids < 0) | (ids >= vocab)).nonzero().tolist()
+        if bad:
+            where = "][".join(map(str, bad[0]))
+            raise ValueError(
+                f"{arg}[{where}]={int(ids[tuple(bad[0])])} is outside the vocabulary of the "
+                f"model's outputs, 0..{vocab - 1} (cfg.d_vocab_out)"
             )
         return ids
+
+
+def output_vocab(model) -> int:
+    """The size of the model's output vocabulary: ``cfg.d_vocab_out``, which compiled and
+    algorithmic models set apart from the input vocabulary ``cfg.d_vocab``."""
+    out = getattr(model.cfg, "d_vocab_out", None)
+    return out if isinstance(out, int) and out > 0 else model.cfg.d_vocab
 
 
 class NonFiniteMetric(FloatingPointError, ValueError):
@@ -224,58 +335,103 @@ def effect_reading(
 
 @dataclass
 class TaskBatch:
-    """A task tokenized for one model: what sweeps consume."""
+    """A task tokenized for one model: what sweeps consume.
+
+    ``answer_pos`` is an int when every prompt reads one shared position (the engines slice it),
+    else ``[batch]`` (one per prompt) or ``[batch, m]`` (a multi-token answer); ``read`` gathers
+    either, so engines never index positions themselves.
+    """
 
     task: Task
     clean: Int[Tensor, "batch pos"]
     corrupted: Int[Tensor, "batch pos"]
-    answers: Int[Tensor, " batch"]
-    wrong_answers: Int[Tensor, " batch"] | None
-    answer_pos: int
+    answers: Int[Tensor, "batch ..."]
+    wrong_answers: Int[Tensor, "batch ..."] | None
+    answer_pos: int | Int[Tensor, "batch ..."]
     clean_logprobs: Tensor | None = None
 
     @property
     def metric(self) -> str:
-        return self.task.metric
+        """The metric's name (a function's ``__name__``), as results record it."""
+        return metric_name(self.task.metric)
 
     @property
     def batch(self) -> int:
         return self.clean.shape[0]
 
-    def per_prompt(self, logits: Float[Tensor, "n batch vocab"]) -> Float[Tensor, "n batch"]:
-        """The metric of each run and prompt, from the logits at the answer position."""
-        logits = logits.float()
-        idx = self.answers.view(1, -1, 1).expand(logits.shape[0], -1, 1)
-        if self.metric == "logit_diff":
-            wrong = self.wrong_answers.view(1, -1, 1).expand(logits.shape[0], -1, 1)
-            return (logits.gather(-1, idx) - logits.gather(-1, wrong)).squeeze(-1)
-        logprobs = logits.log_softmax(-1)
-        if self.metric == "prob":
-            return logprobs.gather(-1, idx).squeeze(-1).exp()
-        if self.metric == "loss":
-            return -logprobs.gather(-1, idx).squeeze(-1)
-        if self.clean_logprobs is None:
-            raise RuntimeError("metric 'kl' needs clean_logprobs; call baseline() first")
-        ref = self.clean_logprobs.unsqueeze(0)
-        return (ref.exp() * (ref - logprobs)).sum(-1)
+    @property
+    def first_answer_pos(self) -> int:
+        """The earliest position any prompt reads."""
+        pos = self.answer_pos
+        return pos if isinstance(pos, int) else int(pos.min())
 
-    def score(self, logits: Float[Tensor, "n batch vocab"]) -> Float[Tensor, " n"]:
+    @property
+    def last_answer_pos(self) -> int:
+        """The latest position any prompt reads: a patch after it cannot change the metric."""
+        pos = self.answer_pos
+        return pos if isinstance(pos, int) else int(pos.max())
+
+    def read(self, x: Tensor, offset: int = 0) -> Tensor:
+        """``x`` ``[..., batch, pos, d]`` (logits, or a residual stream) at each prompt's answer
+        position: ``[..., batch, d]``, or ``[..., batch, m, d]`` with ``m`` answer positions.
+        ``offset`` is the position of ``x``'s first entry (a run resumed part-way)."""
+        return read_positions(x, self.answer_pos, offset)
+
+    def subset(self, rows: slice) -> TaskBatch:
+        """The same task restricted to the prompt pairs ``rows`` (baseline not yet run)."""
+        pos = self.answer_pos
+        if isinstance(pos, Tensor):
+            pos = pos[rows]
+            if pos.dim() == 1 and bool((pos == pos[0]).all()):
+                pos = int(pos[0])
+        wrong = None if self.wrong_answers is None else self.wrong_answers[rows]
+        return TaskBatch(
+            self.task, self.clean[rows], self.corrupted[rows], self.answers[rows], wrong, pos
+        )
+
+    def per_prompt(self, logits: Float[Tensor, "n batch *m vocab"]) -> Float[Tensor, "n _b"]:
+        """The metric of each run and prompt ``[n, batch]`` from the logits at the answer
+        positions (``[n, 1]`` for a metric function that gives one value per run).
+
+        Raises:
+            ValueError: a metric function returned something else than ``[n, batch]`` or ``[n]``.
+        """
+        logits = logits.float()
+        fn = BUILTIN[self.task.metric] if isinstance(self.task.metric, str) else self.task.metric
+        values = fn(logits, self)
+        n, b = logits.shape[:2]
+        if not isinstance(values, Tensor) or tuple(values.shape) not in ((n, b), (n,)):
+            got = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+            raise ValueError(
+                f"metric {self.metric!r} returned {got} for logits {tuple(logits.shape)}; a "
+                f"metric returns [n, batch] = [{n}, {b}] (a value per run and prompt) or [n] = "
+                f"[{n}] (one per run)"
+            )
+        values = values.float()
+        return values if values.dim() == 2 else values[:, None]
+
+    def score(self, logits: Float[Tensor, "n batch *m vocab"]) -> Float[Tensor, " n"]:
         """The metric of each run, averaged over prompts; NaN raises."""
         values = self.per_prompt(logits).mean(-1)
         if torch.isnan(values).any():
             raise NonFiniteMetric(f"metric {self.metric!r} returned NaN")
         return values
 
-    def score_resid(self, resid: Float[Tensor, "n batch d_model"], model) -> Float[Tensor, " n"]:
-        """The metric from the final (normalised) residual stream at the answer position.
+    def score_resid(self, resid: Float[Tensor, "n batch *m d_model"], model) -> Float[Tensor, " n"]:
+        """The metric from the final (normalised) residual stream at the answer positions.
 
         ``logit_diff`` reads only the answer and wrong-answer columns of the unembedding; the other
-        metrics need the whole vocabulary (for the softmax).
+        metrics, and metric functions, get the whole output vocabulary (a softmax needs it).
         """
-        if self.metric != "logit_diff":
+        if self.task.metric != "logit_diff":
             return self.score(resid @ model.W_U + model.b_U)
-        w = model.W_U[:, self.answers] - model.W_U[:, self.wrong_answers]  # d_model batch
-        b = model.b_U[self.answers] - model.b_U[self.wrong_answers]
+
+        def mean_column(ids):  # the unembedding direction and bias of the (mean) answer
+            ids = ids.view(ids.shape[0], -1)
+            return model.W_U[:, ids].mean(-1), model.b_U[ids].mean(-1)  # [d_model, batch], [batch]
+
+        (w_a, b_a), (w_w, b_w) = mean_column(self.answers), mean_column(self.wrong_answers)
+        w, b = w_a - w_w, b_a - b_w
         values = ((resid * w.T[None]).sum(-1) + b).float().mean(-1)
         if torch.isnan(values).any():
             raise NonFiniteMetric(f"metric {self.metric!r} returned NaN")
@@ -285,8 +441,8 @@ class TaskBatch:
     def baseline(self, model) -> tuple[float, float]:
         """The metric on the clean run and on the corrupted run (also fills ``clean_logprobs``)."""
         with torch.no_grad():
-            clean = model(self.clean)[:, self.answer_pos]
-            corrupted = model(self.corrupted)[:, self.answer_pos]
+            clean = self.read(model(self.clean))
+            corrupted = self.read(model(self.corrupted))
         self.clean_logprobs = clean.float().log_softmax(-1)
         scores = {}
         for run, logits in (("clean", clean), ("corrupted", corrupted)):
@@ -294,10 +450,11 @@ class TaskBatch:
             bad = (~torch.isfinite(values)).nonzero().flatten().tolist()
             if bad:
                 value = float(values[bad[0]])
+                where = f"prompt {bad[0]} of {run}" if len(values) == self.batch else "all prompts"
                 raise NonFiniteMetric(
                     f"task metric {self.metric!r} is {'NaN' if math.isnan(value) else value} on "
-                    f"the {run} run (prompt {bad[0]} of {run}): a baseline must be finite; check "
-                    "the model's weights and logits on that prompt"
+                    f"the {run} run ({where}): a baseline must be finite; check the model's "
+                    "weights and logits on that prompt"
                 )
             scores[run] = float(values.mean())
         return scores["clean"], scores["corrupted"]
@@ -307,7 +464,7 @@ class TaskBatch:
         ``transformer_lens.patching`` takes."""
 
         def metric(logits: Tensor) -> Tensor:
-            return self.score(logits[:, self.answer_pos][None])[0]
+            return self.score(self.read(logits)[None])[0]
 
         return metric
 

@@ -10,11 +10,28 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+# INTERP_TEST_BACKEND=bridge: the model fixtures load TransformerBridges (compatibility mode)
+# instead of HookedTransformers; scripts/tl4 sets it to run the `tl4` tests on TransformerLens 4
+BACKEND = os.environ.get("INTERP_TEST_BACKEND", "auto")
+# (INTERP_TEST_ALL=1 collects every module anyway, to see what else passes)
+TL4_ONLY = BACKEND == "bridge" and not os.environ.get("INTERP_TEST_ALL")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Under INTERP_TEST_BACKEND=bridge (scripts/tl4), only modules holding tests marked `tl4`
+    are imported: the others may import sae-lens or HookedTransformer, absent on TransformerLens 4."""
+    if not TL4_ONLY or collection_path.suffix != ".py" or collection_path.name == "conftest.py":
+        return None
+    if not collection_path.name.startswith("test_"):
+        return None
+    return True if "mark.tl4" not in collection_path.read_text() else None
+
+
 @pytest.fixture(scope="session")
 def induction_model():
     from interp import load_model
 
-    return load_model("induction-2l", device="cpu")
+    return load_model("induction-2l", device="cpu", backend=BACKEND)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from interp.circuit_graph import CircuitGraph, Node
+from interp.graph import CircuitGraph, Node
 
 
 def hand_made_catalogue(root: Path) -> CircuitGraph:

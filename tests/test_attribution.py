@@ -22,6 +22,7 @@ def test_exact_where_the_metric_is_linear_in_the_activation():
     assert torch.allclose(estimate.values[-1], exact.values[-1], atol=1e-5)
 
 
+@pytest.mark.tl4
 def test_compare_records_the_correlation_with_exact_patching(induction_model):
     task = induction_task(induction_model, n=4, period=8)
     results = attribution_patch(induction_model, task, ("attn_out", "z"), compare=True)
@@ -36,6 +37,7 @@ def test_compare_records_the_correlation_with_exact_patching(induction_model):
     assert torch.corrcoef(torch.stack([estimate, exact]))[0, 1] > 0.99
 
 
+@pytest.mark.tl4
 def test_head_result_estimates_equal_z_and_hook_result(induction_model):
     """The estimate at a head's result equals the one at its z (result = z_h @ W_O[h]), with
     or without TransformerLens computing hook_result."""

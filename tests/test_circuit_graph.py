@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from interp.circuit_graph import CircuitGraph, Node
+from interp.artifacts import ArtifactError
+from interp.graph import NODE_KINDS, CircuitGraph, Node
 
 
 def chain_graph() -> CircuitGraph:
@@ -80,8 +81,20 @@ def test_save_and_load_roundtrip(tmp_path):
     torch.testing.assert_close(back.edge_weight, g.edge_weight)
     assert back.edge_method(0) == "test"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]
-    with pytest.raises(FileNotFoundError, match="graph.json"):
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
+        "circuit.json",
+        "edges.safetensors",
+    ]
+    with pytest.raises(FileNotFoundError, match="circuit.json"):
         CircuitGraph.load(tmp_path)
+    # folders saved before the rename (the same format as graph.json) still load
+    (tmp_path / "g" / "circuit.json").rename(tmp_path / "g" / "graph.json")
+    old = CircuitGraph.load(tmp_path / "g")
+    assert old.nodes == g.nodes and old.edge_weights() == pytest.approx(g.edge_weights())
+    # a viewer JSON is not a saved graph, whatever its name
+    g.save_json(tmp_path / "v" / "graph.json")
+    with pytest.raises(ArtifactError, match="interp.CircuitGraph/1"):
+        CircuitGraph.load(tmp_path / "v")
 
 
 def test_viewer_json_roundtrip_and_schema(tmp_path):
@@ -108,12 +121,34 @@ def test_viewer_json_roundtrip_and_schema(tmp_path):
     ]
     with pytest.raises(ValueError, match="links"):
         CircuitGraph.from_json({"metadata": {}, "nodes": []})
+    with pytest.raises(ValueError, match="which is no node"):
+        CircuitGraph.from_json(
+            {**data, "links": [{"source": "nowhere", "target": "x", "weight": 1}]}
+        )
+
+
+def test_viewer_json_keeps_supernodes_and_merges_duplicate_nodes():
+    g = chain_graph()
+    g.metadata["supernodes"] = [["two features", "feature.0.1@0", "feature.0.2@0"]]
+    data = g.to_json()
+    assert data["qParams"]["supernodes"] == g.metadata["supernodes"]
+    back = CircuitGraph.from_json(json.loads(json.dumps(data)))
+    assert back.metadata["supernodes"] == g.metadata["supernodes"]
+    # two viewer nodes that stand for the same node become one, and their edges follow it
+    twice = json.loads(json.dumps(data))
+    copy = dict(twice["nodes"][1], node_id="copy-of-1")
+    twice["nodes"].append(copy)
+    twice["links"].append(
+        {"source": "copy-of-1", "target": twice["links"][0]["target"], "weight": 2.0}
+    )
+    merged = CircuitGraph.from_json(twice)
+    assert len(merged.nodes) == len(g.nodes) and merged.n_edges == g.n_edges + 1
 
 
 def test_plot_draws_every_node():
     fig = chain_graph().plot()
-    nodes = fig.data[-1]
-    assert len(nodes.x) == 5 and "feature.0.1@0" in list(nodes.customdata)
+    ids = [i for t in fig.data if t.name in NODE_KINDS for i in t.customdata]
+    assert len(ids) == 5 and "feature.0.1@0" in ids
 
 
 def test_sparse_graph_memory_is_linear_in_edges():
@@ -126,3 +161,39 @@ def test_sparse_graph_memory_is_linear_in_edges():
     assert g.n_edges == n - 1
     infl = g.influence()
     assert infl.shape == (n,) and float(infl[:-1].sum()) == pytest.approx(1.0, rel=1e-4)
+
+
+def _overlap(a, b):
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_plot_labels_never_overlap_and_rows_are_layers():
+    """A crowded graph (40 heads in one layer, long labels, many positions): the labels drawn
+    never overlap one another, the most influential nodes keep theirs, and every node sits in
+    its layer's row and its position's column."""
+    g = CircuitGraph(metadata={"prompt_tokens": [f"tok{i}" for i in range(6)]})
+    logit = g.add_node(Node("logit", 3, 5, 0, "' answer'", 0.9))
+    for pos in range(6):
+        tok = g.add_node(Node("token", None, pos, pos, f"tok{pos}"))
+        for h in range(40 if pos == 5 else 3):
+            head = g.add_node(Node("head", 1, pos, h, f"L1H{h}-a-long-label"))
+            g.add_edge(tok, head, 1.0 + h)
+            g.add_edge(head, logit, 1.0 + h)
+    fig = g.plot()
+    boxes = fig.layout.meta["label_boxes"]
+    assert 10 < len(boxes) < len(g.nodes)  # crowded: some labels left to the hover text
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not _overlap(a, b), (a, b)
+    drawn = {a.text for a in fig.layout.annotations}
+    assert "L1H39-a-long-label" in drawn  # the strongest head at the crowded position
+    lay = g.layout()
+    for i, n in enumerate(g.nodes):
+        x, y = lay.xy[i]
+        assert lay.rows[int(y)] == (-1.0 if n.kind == "token" else n.layer)
+        col = lay.columns.index(n.pos)
+        width = 1 / len(lay.columns)
+        assert abs(x - lay.column_x[col]) < 40 * width  # in its own column's span
+    ticks = list(fig.layout.xaxis.ticktext)
+    assert ticks[0] == "0: 'tok0'" and len(ticks) == 6
+    assert [t.name for t in fig.data[:1]] == ["positive edge weight"]

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from interp.cli import app
@@ -135,8 +136,40 @@ def test_path_patch_and_attribute_commands(tmp_path):
     assert out.exit_code == 0 and "pearson" in out.output
 
 
+def test_path_patch_at_positions(tmp_path):
+    """The previous-token head L0H3 reaches induction-2l's induction keys at the looked-up token
+    (IO, the answer's earlier copy); positions are checked before the model loads, and refused
+    in one line."""
+    keys = "k:1:0,k:1:1,k:1:2"
+    common = ["--device", "cpu", "--out", str(tmp_path)]
+    out = runner.invoke(
+        app, ["path-patch", "--receivers", keys, "--receiver-pos", "IO", *common, "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    assert report["provenance"]["receiver_positions"] == ["IO"]
+    assert report["provenance"]["sender_positions"] == "all"
+    assert report["top"][0]["label"] == "L0H3" and report["top"][0]["effect"] < -10
+    assert "into k of L1H0, k of L1H1, k of L1H2 at position IO" in report["reading"]
+    positions = ["--sender-pos", "-1,2", "--receiver-pos", "-1"]
+    out = runner.invoke(app, ["path-patch", "--receivers", keys, *positions, *common])
+    assert out.exit_code == 0, out.output
+    assert "output at positions -1, 2 (prompt 0:" in out.stdout
+    refusals = [
+        (["--receivers", keys, "--sender-pos", "x"], "--sender-pos 'x' is not accepted"),
+        (["--receivers", keys, "--sender-pos", "2,2"], "names '2' twice"),
+        (["--receiver-pos", "end"], "--receiver-pos 'end' needs head receivers"),
+        (["--receivers", keys, "--receiver-pos", "S2"], "which this task does not have"),
+        (["--receivers", keys, "--sender-pos", "40"], "--sender-pos [40] holds 40, out of range"),
+    ]
+    for args, message in refusals:
+        bad = runner.invoke(app, ["path-patch", *args, *common])
+        assert bad.exit_code == 2 and message in bad.output, bad.output
+        assert bad.output.startswith("error: ") and bad.output.count("\n") == 1
+
+
 def test_pathways_command_stores_a_graph_run(tmp_path):
-    from interp.circuit_graph import CircuitGraph
+    from interp.graph import CircuitGraph
     from interp.store import list_runs, load_run
 
     out = runner.invoke(
@@ -174,13 +207,36 @@ def test_discover_and_the_catalogue_commands(tmp_path):
          "--device", "cpu", "--out", str(tmp_path)],
     )  # fmt: skip
     assert out.exit_code == 0, out.output
-    assert "faithfulness" in out.output and "head.3.2" in out.output
+    assert "faithfulness" in out.output and "L3H2" in out.output
     bad = runner.invoke(app, ["discover", "--method", "magic", "--out", str(tmp_path)])
-    assert bad.exit_code == 2 and "EAP, EAP-IG or ACDC" in bad.output
+    assert bad.exit_code == 2 and "EAP, EAP-IG, ACDC or edge-pruning" in bad.output
     listed = runner.invoke(app, ["circuits", "list", "--json"])
     assert "induction-2l-heads" in {r["name"] for r in json.loads(listed.stdout)}
     bad = runner.invoke(app, ["circuits", "check", "nope"])
     assert bad.exit_code == 2 and "entries:" in bad.output
+
+
+def test_discover_by_edge_pruning_reports_the_circuits_own_faithfulness(tmp_path):
+    from interp.discovery import faithfulness
+    from interp.models import load_model
+    from interp.store import load_run
+    from interp.tasks import induction_task
+
+    out = runner.invoke(
+        app,
+        ["discover", "induction-2l", "--task", "induction", "--n", "4", "--method",
+         "edge-pruning", "--top-n", "32", "--steps", "40", "--out", str(tmp_path), "--json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "estimate: edge-pruning: 40 masked forward+backward passes" in out.stderr
+    report = json.loads(out.stdout)
+    circuit = load_run(report["run"], tmp_path)
+    assert 16 <= circuit.n_edges <= 32  # the 32 most probable, less those off input-logit paths
+    assert circuit.metadata["edge_pruning"]["steps"] == 40
+    model = load_model("induction-2l")
+    again = faithfulness(model, induction_task(model, n=4), circuit)
+    for how, value in zip(again.labels["ablation"], again.values.tolist(), strict=True):
+        assert circuit.metadata["faithfulness"][how] == pytest.approx(value, abs=1e-5)
 
 
 def test_attribution_graph_command(tmp_path):

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from interp.attribution_graph import attribution_graph, feature_faithfulness
-from interp.circuit_graph import CircuitGraph
 from interp.dictionaries import held_out_tokens, load_transcoders
+from interp.graph import CircuitGraph
 from interp.heads import repeated_random_tokens
 
 

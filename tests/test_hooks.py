@@ -5,7 +5,7 @@ from interp.hooks import SITES, UnknownHookError, check_hook, hook_name
 
 def test_every_site_exists_on_the_organism(induction_model):
     for site in SITES:
-        layer = None if site in ("scale_final", "embed", "pos_embed") else 1
+        layer = 1 if SITES[site].layered else None
         if site == "result":  # needs cfg.use_attn_result
             continue
         if site == "pos_embed" and induction_model.cfg.positional_embedding_type == "rotary":

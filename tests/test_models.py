@@ -51,6 +51,7 @@ def test_processed_weights_keep_the_logit_differences(induction_model):
     )
 
 
+@pytest.mark.tl4
 def test_unknown_spec_lists_accepted_forms_and_close_matches():
     with pytest.raises(ModelSpecError) as err:
         load_model("induction-2", device="cpu")
@@ -75,6 +76,7 @@ def test_bad_backend():
         load_model("induction-2l", backend="fast")
 
 
+@pytest.mark.tl4
 def test_local_folder_loads(tmp_path):
     folder = tmp_path / "not-a-gpt2-model"
     shutil.copytree(ORGANISMS["induction-2l"].path, folder)
@@ -101,6 +103,7 @@ def test_hub_name_offline_and_uncached_says_how_to_use_a_local_folder(tmp_path, 
     assert "local" in str(err.value) and "config.json" in str(err.value)
 
 
+@pytest.mark.tl4
 def test_known_names_include_organisms_smollm2_and_transformerlens():
     names = known_names()
     assert "induction-2l" in names and "smollm2-135m" in names and "gpt2" in names

@@ -98,6 +98,7 @@ def test_other_metrics_equal_transformer_lens(induction_model, metric):
     assert (ours.values - expected).abs().max().item() <= TOL
 
 
+@pytest.mark.tl4
 def test_bridge_gives_the_same_numbers(induction_model, task):
     """A TransformerBridge resumes too; its numbers equal its own full passes and the
     HookedTransformer's."""
@@ -190,6 +191,7 @@ def test_head_result_is_patched_like_transformer_lens_hook_result(induction_mode
         induction_model.set_use_attn_result(False)
 
 
+@pytest.mark.tl4
 def test_the_circuit_of_induction_2l(induction_model, task):
     # layer 0's previous-token head is the single point of failure: noising it alone kills the
     # behaviour; layer 1 holds several (redundant) induction heads, so restoring all of layer 1's
@@ -204,6 +206,7 @@ def test_the_circuit_of_induction_2l(induction_model, task):
     assert noised.provenance["clean_metric"] > noised.provenance["corrupted_metric"]
 
 
+@pytest.mark.tl4
 def test_result_labels_positions_with_tokens(induction_model, task):
     result = patch_sweep(induction_model, task, "resid_pre", progress=False)
     assert result.labels["pos"][0] == "0:<|endoftext|>"

@@ -27,7 +27,7 @@ from interp.artifacts import (
     recover,
 )
 from interp.catalogue import _write_entry, load_entry
-from interp.circuit_graph import CircuitGraph, Node
+from interp.graph import CircuitGraph, Node
 from interp.organisms import _train
 from interp.result import Result
 from interp.store import list_runs, load_run, save_run, scan_runs
@@ -346,7 +346,7 @@ DAMAGE = {
     "brace": ("result.json", b"{"),
     "empty": ("result.json", b""),
     "binary": ("result.json", bytes(range(256))),
-    "truncated-graph": ("graph/graph.json", None),
+    "truncated-graph": ("graph/circuit.json", None),
     "no-fields": ("result.json", b'{"axes": ["layer"]}'),
 }
 

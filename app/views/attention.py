@@ -13,12 +13,18 @@ ss = st.session_state
 
 st.title("Attention")
 heads = state.all_heads(ctx.info)
-if "heads" in ss and any(h not in heads for h in ss["heads"]):  # heads of another model
+# the page opens on the model's strongest induction head, the most telling pattern to start from
+top = R.head_score(ctx.spec, ctx.device, "induction").top(1)[0][0]
+first = state.head_label(int(top["layer"]), int(top["head"]))
+if "heads" in ss and ss.get("heads_for") not in (None, ctx.spec):
+    ss["heads"] = [first]  # heads picked for another model: that model's are not this one's
+elif "heads" in ss and any(h not in heads for h in ss["heads"]):
     ss["heads"] = [h for h in ss["heads"] if h in heads]
+ss["heads_for"] = ctx.spec
 st.multiselect(
     "Heads",
     heads,
-    default=[heads[-1]] if "heads" not in ss else None,
+    default=[first] if "heads" not in ss else None,
     key="heads",
     bind=state.URL,
     help="open heads from the Head atlas, or pick here",

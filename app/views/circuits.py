@@ -12,10 +12,12 @@ if ss.pop("_goto", None):
     state.open_attention()
 
 st.title("Circuits")
-why = R.missing("interp.catalogue") or R.missing("interp.circuit_graph")
+why = R.missing("interp.catalogue") or R.missing("interp.graph")
 if why:
     st.info(f"The circuit catalogue cannot be read: {why}.")
     st.stop()
+from interp.graph import graph_file  # noqa: E402  (after the check that it imports)
+
 entries = R.catalogue()
 if not entries:
     st.info(
@@ -25,7 +27,11 @@ if not entries:
     st.stop()
 names = [e.name for e in entries]
 ctx = state.context()
-mine = [e.name for e in entries if ctx is not None and e.model == ctx.spec]
+# open on a faithful circuit of the current model where there is one
+mine = sorted(
+    (e for e in entries if ctx is not None and e.model == ctx.spec), key=lambda e: not e.faithful
+)
+mine = [e.name for e in mine]
 st.selectbox(
     "Circuit",
     names,
@@ -36,6 +42,10 @@ st.selectbox(
 entry = entries[names.index(ss["circuit"])]
 info = entry.info
 st.subheader(info.get("title", entry.name))
+if entry.faithful:
+    st.success(entry.verdict.capitalize() + ".")
+else:
+    st.warning(entry.verdict + ".")
 method = info.get("method", {})
 task = info.get("task", {})
 settings = ", ".join(f"{k}={v}" for k, v in method.items() if k != "name")
@@ -65,7 +75,7 @@ if example := info.get("example"):
         st.write(f"answer: {example.get('answer')!r}")
 
 try:
-    graph = R.circuit(entry.name, (entry.folder / "graph" / "graph.json").stat().st_mtime)
+    graph = R.circuit(entry.name, graph_file(entry.folder / "graph").stat().st_mtime)
 except Exception as err:
     st.error(f"The saved graph of {entry.name!r} cannot be loaded: {err}")
     st.stop()
@@ -75,4 +85,5 @@ graph_view.show_graph(
     title=info.get("title", entry.name),
     file_stem=entry.name,
     model_spec=info.get("model"),
+    save=lambda g: R.save_circuit(entry.name, g),
 )

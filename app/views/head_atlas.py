@@ -35,11 +35,12 @@ with left:
     )
 score = ss["score"]
 with left:
-    st.caption(R.HEAD_SCORES[score])
-if "(prompt)" in score and ctx.prompt_problem:
+    st.caption(R.HEAD_SCORES[score].help)
+reads_prompt = R.HEAD_SCORES[score].reads_prompt
+if reads_prompt and ctx.prompt_problem:
     st.error(ctx.prompt_problem)
     st.stop()
-result = R.head_score(ctx.spec, ctx.device, score, ctx.prompt if "(prompt)" in score else "")
+result = R.head_score(ctx.spec, ctx.device, score, ctx.prompt if reads_prompt else "")
 values = result.values.float().numpy()
 selected = [state.parse_head(h) for h in ss.get("heads", []) if h in state.all_heads(ctx.info)]
 fig = plots.clickable_heatmap(

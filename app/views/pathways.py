@@ -17,7 +17,7 @@ st.markdown(
     "patching from each head into the logits, then attention knockout of each source position, "
     "levels deep (`interp.heads.attention_pathways`)."
 )
-why = R.missing("interp.heads._pathways") or R.missing("interp.circuit_graph")
+why = R.missing("interp.heads._pathways") or R.missing("interp.graph")
 if why:
     st.info(f"Pathway tracing is not available: {why}.")
     st.stop()

@@ -50,8 +50,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .. import _checks
-from ..circuit_graph import CircuitGraph
 from ..dictionaries._evaluate import check_transcoders
+from ..graph import CircuitGraph
 from ..hooks import check_hook, hook_name, locked, run_with_cache
 from ._graph import _assemble, _decode, _partial_influence
 from ._linear import LinearBackward, supports

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..circuit_graph import CircuitGraph
 from ..dictionaries._evaluate import check_transcoders
+from ..graph import CircuitGraph
 from ..hooks import hook_name, locked, run_with_cache, scoped_hooks
 from ..result import Result
 from ._core import _in_hook, prompt_tokens

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..circuit_graph import CircuitGraph, Node
+from ..graph import CircuitGraph, Node
 
 METHOD = "transcoder-attribution"
 

@@ -3,7 +3,9 @@
 An SAE rewrites one activation as a sparse sum of learned feature directions; a transcoder
 predicts an MLP's output from its input through sparse features, so it can stand in for the MLP
 in attribution graphs (``interp.attribution_graph``). Everything is saved and loaded in
-sae-lens's format; the transcoders of ``induction-2l`` ship with the package.
+sae-lens's format; the transcoders of ``induction-2l`` ship with the package, and those of three
+SmolLM2-135M-Instruct MLPs, trained on English text (``interp.corpus``). Published dictionaries
+load by registry name through sae-lens (``load_pretrained``), from the local Hugging Face cache.
 """
 
 from ._evaluate import check_transcoders as check_transcoders
@@ -14,9 +16,16 @@ from ._features import feature_logit_effects as feature_logit_effects
 from ._features import feature_top_contexts as feature_top_contexts
 from ._io import export_circuit_tracer as export_circuit_tracer
 from ._io import load_dictionary as load_dictionary
-from ._io import load_pretrained as load_pretrained
 from ._io import load_transcoders as load_transcoders
 from ._io import save_transcoders as save_transcoders
+from ._natural import natural_held_out_tokens as natural_held_out_tokens
+from ._natural import train_natural as train_natural
+from ._pages import corpus_tokens as corpus_tokens
+from ._pages import feature_page as feature_page
+from ._pages import feature_pages as feature_pages
+from ._pretrained import load_pretrained as load_pretrained
+from ._pretrained import pretrained_releases as pretrained_releases
+from ._pretrained import resolve_pretrained as resolve_pretrained
 from ._recipes import held_out_tokens as held_out_tokens
 from ._recipes import shipped_metrics as shipped_metrics
 from ._recipes import token_sampler as token_sampler

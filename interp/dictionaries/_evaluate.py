@@ -20,6 +20,8 @@ from torch import Tensor
 from ..hooks import locked, run_with_cache, scoped_hooks
 from ._transcoder import transcoder_hooks
 
+DENSE_DENSITY = 0.1  # a feature active on more than this share of tokens counts as dense
+
 
 def check_transcoders(model, transcoders) -> dict[int, object]:
     """Validate ``{layer: transcoder}`` against ``model``; returns it with int keys.
@@ -93,6 +95,7 @@ def reconstruction_report(model, transcoders: Mapping[int, object], tokens: Tens
     Returns:
         ``{"clean_loss": float, "all_spliced_loss": float, "tokens": int, "layers": {"0": {...}}}``
         where each layer has ``fve``, ``l0``, ``dead_fraction`` (never active here),
+        ``dense_fraction`` (active on more than ``DENSE_DENSITY`` of the tokens),
         ``spliced_loss``, ``delta_loss``, ``zero_ablated_loss``, ``loss_recovered``.
     """
     transcoders = check_transcoders(model, transcoders)
@@ -115,6 +118,7 @@ def reconstruction_report(model, transcoders: Mapping[int, object], tokens: Tens
             "fve": float(1 - (y - y_hat).pow(2).sum(-1).mean() / var),
             "l0": float((f > 0).float().sum(-1).mean()),
             "dead_fraction": float(((f > 0).sum(0) == 0).float().mean()),
+            "dense_fraction": float(((f > 0).float().mean(0) > DENSE_DENSITY).float().mean()),
             "d_sae": int(f.shape[-1]),
             "spliced_loss": spliced_loss,
             "delta_loss": spliced_loss - clean,

@@ -25,9 +25,11 @@ from ._transcoder import transcoder_hooks
 def _acts(model, tc, layer: int, tokens: Tensor, batch: int = 16) -> Tensor:
     """Feature activations ``[n, pos, d_sae]`` of ``tc`` on ``tokens`` ``[n, pos]``."""
     hook_in = transcoder_hooks(model, layer)[0]
+    # nothing above the transcoder's own block changes its input
+    stop = {"stop_at_layer": layer + 1} if layer + 1 < int(model.cfg.n_layers) else {}
     out = []
     for s in range(0, tokens.shape[0], batch):
-        _, cache = run_with_cache(model, tokens[s : s + batch], [hook_in])
+        _, cache = run_with_cache(model, tokens[s : s + batch], [hook_in], **stop)
         out.append(tc.encode(cache[hook_in].to(tc.W_enc.dtype)).float())
     return torch.cat(out)
 

@@ -143,34 +143,6 @@ def load_transcoders(source: str | Path, device: str | torch.device = "cpu") -> 
     return {layer: load_dictionary(p, device) for layer, p in sorted(found.items())}
 
 
-def load_pretrained(release: str, sae_id: str, device: str | torch.device = "cpu"):
-    """A dictionary from sae-lens's registry (downloads from the hub: needs the network).
-
-    Raises:
-        ConnectionError: offline (``HF_HUB_OFFLINE`` set, or the hub cannot be reached); load a
-            downloaded copy with ``load_dictionary(path)`` instead.
-    """
-    import os
-
-    from sae_lens import SAE
-
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        raise ConnectionError(
-            f"cannot fetch {release!r}/{sae_id!r} from sae-lens's registry: HF_HUB_OFFLINE is "
-            f"set. Download it where the hub is reachable and load the folder with "
-            f"interp.dictionaries.load_dictionary(path)."
-        )
-    try:
-        sae = SAE.from_pretrained(release, sae_id, device=str(device))
-    except (OSError, ConnectionError) as e:  # huggingface_hub's offline errors are OSErrors
-        raise ConnectionError(
-            f"cannot fetch {release!r}/{sae_id!r} from sae-lens's registry ({e}). Offline, "
-            f"load a downloaded folder with interp.dictionaries.load_dictionary(path)."
-        ) from e
-    sae.eval()
-    return sae
-
-
 def export_circuit_tracer(transcoders: Mapping[int, object], folder: str | Path) -> dict:
     """Write circuit-tracer's per-layer transcoder files: ``folder/layer_L.safetensors``.
 

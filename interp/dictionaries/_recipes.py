@@ -5,6 +5,9 @@ two CPU cores). Training data mixes windows of the organisms' corpus (the standa
 source, tokenised as in ``interp.organisms``) with repeated random token sequences, as the
 organism itself was trained; the held-out set takes windows from the last 5% of the corpus,
 which training never sees, and repeated sequences from another seed.
+
+SmolLM2-135M-Instruct's recipe is here too (``RECIPES``, ``NATURAL_LAYERS``), but it learns from
+English text and is trained by ``_natural.train_natural``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .. import corpus
 from ..artifacts import atomic_dir
 from ..hooks import locked
 from ..organisms import _data, _train
@@ -27,8 +31,22 @@ RECIPES: dict[str, TranscoderTrainConfig] = {
     "induction-2l": TranscoderTrainConfig(
         d_sae=1024, steps=2000, batch_tokens=1024, seq_len=128, lr=2e-3, l1_coefficient=2e-2
     ),
+    # trained on English text by ``_natural.train_natural``, not by ``train_shipped``
+    "smollm2-135m": TranscoderTrainConfig(
+        d_sae=1024,
+        steps=1500,
+        batch_tokens=512,
+        buffer_tokens=32768,
+        seq_len=128,
+        lr=2e-3,
+        l1_coefficient=2e-2,
+        dead_after=150,
+        resample_every=200,
+    ),
 }
 SYNTHETIC_FRACTION = {"induction-2l": 0.5}
+# models whose transcoders learn from natural English (``interp.corpus``), and the MLPs shipped
+NATURAL_LAYERS: dict[str, tuple[int, ...]] = {"smollm2-135m": (3, 15, 26)}
 
 
 def shipped_dir(name: str) -> Path:
@@ -65,9 +83,26 @@ def token_sampler(model, synthetic_fraction: float = 0.5, *, held_out: bool = Fa
     return sample
 
 
+def natural_recipe(model) -> str | None:
+    """The natural-text recipe ``model`` was loaded as (``"smollm2-135m"``), or None."""
+    from ..models import SMOLLM2, SMOLLM2_ALIASES
+
+    prov = getattr(model.cfg, "interp_provenance", None) or {}
+    spec = str(prov.get("spec", "") if isinstance(prov, dict) else "").lower()
+    spec = SMOLLM2 if spec in SMOLLM2_ALIASES else spec
+    return spec if spec in NATURAL_LAYERS else None
+
+
 @locked
 def held_out_tokens(model, n: int = 32, seq_len: int = 128, seed: int = 2024) -> Tensor:
-    """The fixed held-out evaluation batch: ``[n, seq_len]``, half text, half repeated."""
+    """The fixed held-out evaluation batch: ``[n, seq_len]``.
+
+    For an organism: half windows of its held-out source text, half repeated random sequences
+    (drawn with ``seed``). For a model with a natural-text recipe (SmolLM2): ``n`` evenly spaced
+    windows of the English corpus's held-out split (``interp.corpus.spaced_windows``).
+    """
+    if natural_recipe(model) is not None:
+        return corpus.spaced_windows(model.tokenizer, n, seq_len, "held_out")
     gen = torch.Generator().manual_seed(seed)
     return token_sampler(model, 0.5, held_out=True)(n, gen, seq_len)
 
@@ -87,6 +122,10 @@ def train_shipped(
     from ..models import load_model
     from ._evaluate import reconstruction_report
 
+    if name in NATURAL_LAYERS:
+        raise ValueError(
+            f"{name!r} learns from English text: use interp.dictionaries.train_natural({name!r})"
+        )
     config = config or RECIPES[name]
     out = Path(out) if out is not None else shipped_dir(name)
     model = load_model(name, device="cpu")

@@ -281,10 +281,13 @@ def _activation_buffer(model, names, config, next_tokens, gen, progress) -> dict
     per_batch = 32
     n_batches = max(1, -(-config.buffer_tokens // (per_batch * config.seq_len)))
     hooks = [n for pair in names.values() for n in pair]
+    # layers above the deepest transcoder (and the unembedding) cannot change what is cached
+    stop = max(names) + 1
+    stop_kwargs = {"stop_at_layer": stop} if stop < int(model.cfg.n_layers) else {}
     parts: dict[int, tuple[list[Tensor], list[Tensor]]] = {layer: ([], []) for layer in names}
     for _ in tqdm(range(n_batches), desc="activations", mininterval=5, disable=not progress):
         tokens = next_tokens(per_batch, gen).to(_device(model))
-        _, cache = run_with_cache(model, tokens, hooks)
+        _, cache = run_with_cache(model, tokens, hooks, **stop_kwargs)
         for layer, (i, o) in names.items():
             parts[layer][0].append(cache[i].reshape(-1, cache[i].shape[-1]).float())
             parts[layer][1].append(cache[o].reshape(-1, cache[o].shape[-1]).float())

@@ -6,8 +6,10 @@ is an edge, and a circuit is a small set of edges that carries the task on its o
 scores every edge at once by edge attribution patching (or EAP-IG), ``extract`` keeps the
 strongest edges that connect the input to the logits, ``acdc`` prunes edges one at a time by
 their measured effect (Conmy et al., 2023), and ``faithfulness`` checks a circuit by ablating
-every edge outside it (zero, mean and resample ablation, side by side). Under grouped-query
-attention (Llama, SmolLM2) each key/value head is one receiver, shared by its query heads.
+every edge outside it (zero, mean and resample ablation, side by side). ``edge_pruning`` learns
+a mask per edge under a sparsity target (Bhaskar et al., 2024), and ``faithfulness_curve``
+measures any method's ranking at many circuit sizes. Under grouped-query attention (Llama,
+SmolLM2) each key/value head is one receiver, shared by its query heads.
 
 Example:
     >>> from interp.discovery import eap, extract, faithfulness
@@ -17,9 +19,13 @@ Example:
 """
 
 from ._acdc import acdc as acdc
+from ._curves import FaithfulnessCurve as FaithfulnessCurve
+from ._curves import faithfulness_curve as faithfulness_curve
 from ._eap import METHODS as METHODS
 from ._eap import eap as eap
 from ._eap import edge_scores as edge_scores
+from ._edge_pruning import edge_pruning as edge_pruning
+from ._edge_pruning import edge_pruning_scores as edge_pruning_scores
 from ._faithfulness import ABLATIONS as ABLATIONS
 from ._faithfulness import faithfulness as faithfulness
 from ._graph import extract as extract

@@ -93,7 +93,7 @@ def acdc(model, task, threshold: float = 0.01, *, start=None, progress: bool = F
             "edge_space": space.provenance(),
         },
     )
-    graph = to_graph(scores)._drop_isolated()
+    graph = to_graph(scores).drop_isolated()
     graph.metadata.update(
         threshold=threshold,
         edges_tried=tried,

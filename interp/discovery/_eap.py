@@ -212,7 +212,7 @@ def eap(
     Example:
         >>> graph = eap(model, induction_task(model), method="EAP-IG", ig_steps=5)
         >>> circuit = extract(graph, top_n=30)
-        >>> circuit.faithfulness(model, task).values  # zero, mean, resample
+        >>> faithfulness(model, task, circuit).values  # zero, mean, resample
     """
     from ._graph import to_graph
 

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..hooks import hook_name
+from ..metrics import read_positions
 
 CHANNELS = ("q", "k", "v")
 
@@ -251,16 +252,19 @@ def head_input_grads(model, layer: int, resid_pre: Tensor, grads: list[Tensor]) 
     return grad.reshape(n, b * p * d)
 
 
-def answer_logits(model, tokens: Tensor, pos: int) -> Tensor:
-    """Logits ``[batch, vocab]`` at position ``pos`` only (the unembedding of one position)."""
+def answer_logits(model, tokens: Tensor, pos: int | Tensor) -> Tensor:
+    """Logits ``[batch, vocab]`` at the answer positions only (a task's ``answer_pos``: one
+    for all prompts, or ``[batch]``; ``[batch, m, vocab]`` for ``[batch, m]``)."""
     from ..models import is_hooked
 
     if not is_hooked(model):  # a TransformerBridge runs on past stop_at_layer=n_layers
-        return model(tokens)[:, pos]
-    resid = model(tokens, stop_at_layer=model.cfg.n_layers)[:, pos : pos + 1]
+        return read_positions(model(tokens), pos)
+    resid = read_positions(model(tokens, stop_at_layer=model.cfg.n_layers), pos)
+    flat = resid.reshape(resid.shape[0], -1, resid.shape[-1])  # [batch, 1 or m, d_model]
     if getattr(model.cfg, "normalization_type", None) is not None:
-        resid = model.ln_final(resid)
-    return model.unembed(resid)[:, 0]
+        flat = model.ln_final(flat)
+    logits = model.unembed(flat)
+    return logits[:, 0] if resid.dim() == 2 else logits
 
 
 def sender_outputs(model, space: EdgeSpace, cache: dict[str, Tensor]) -> Tensor:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from ..hooks import hook_name, locked, run_with_cache, scoped_hooks
 from ..models import provenance
@@ -60,6 +61,8 @@ def faithfulness(
     task: Task | TaskBatch,
     circuit,
     ablations: tuple[str, ...] | str = ABLATIONS,
+    *,
+    progress: bool = False,
 ) -> Result:
     """The fraction of the clean-vs-corrupted metric difference ``circuit`` recovers.
 
@@ -69,6 +72,7 @@ def faithfulness(
         circuit: a CircuitGraph of component nodes (``eap`` / ``extract`` output), or a boolean
             ``[receiver, sender]`` tensor of kept edges (the layout of ``edge_scores``).
         ablations: any of ``"zero"``, ``"mean"``, ``"resample"``.
+        progress: show a progress bar over the ablated runs (two per ablation).
 
     Returns:
         Result ``[ablation]`` of faithfulness values; provenance holds the raw metric of the
@@ -86,6 +90,7 @@ def faithfulness(
         for tokens in (batch.clean, batch.corrupted)
     )
     values, raw, empty = [], {}, {}
+    bar = tqdm(total=2 * len(ablations), desc="faithfulness", disable=not progress, leave=False)
     for how in ablations:
         if how == "zero":
             reference = None
@@ -94,8 +99,11 @@ def faithfulness(
         else:
             reference = corrupted_out
         raw[how] = ablated_metric(model, space, batch, valid & ~kept, reference)
+        bar.update()
         empty[how] = ablated_metric(model, space, batch, valid, reference)
+        bar.update()
         values.append((raw[how] - corrupted_metric) / (clean_metric - corrupted_metric))
+    bar.close()
     return Result(
         torch.tensor(values, dtype=torch.float32),
         ("ablation",),

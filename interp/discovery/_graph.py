@@ -19,7 +19,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..circuit_graph import CircuitGraph, Node
+from ..graph import CircuitGraph, Node
 from ..result import Result
 from ._edges import CHANNELS, EdgeSpace
 

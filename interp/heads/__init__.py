@@ -17,6 +17,9 @@ from ._neurons import neuron_vocab_projection as neuron_vocab_projection
 from ._pathways import attention_pathways as attention_pathways
 from ._pathways import pathway_task as pathway_task
 from ._pathways import source_effects as source_effects
+from ._scores import HEAD_SCORES as HEAD_SCORES
+from ._scores import HeadScore as HeadScore
+from ._scores import score_heads as score_heads
 from ._weights import COMPOSITION_MODES as COMPOSITION_MODES
 from ._weights import composition_scores as composition_scores
 from ._weights import ov_copying_scores as ov_copying_scores

@@ -14,7 +14,7 @@ For a prompt and a target token, the trace works back from the logits:
    ``depth`` levels of heads.
 
 Every weight is an effect on the metric, as a fraction of the clean-minus-corrupted difference;
-the result is a small :class:`~interp.circuit_graph.CircuitGraph` the app draws.
+the result is a small :class:`~interp.graph.CircuitGraph` the app draws.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from __future__ import annotations
 import torch
 
 from .. import _checks
-from ..circuit_graph import CircuitGraph, Node
+from ..graph import CircuitGraph, Node
 from ..hooks import hook_name, locked, model_lock, scoped_hooks
 from ..models import provenance
 from ..path_patching import path_patch_sweep
-from ..tasks import Task, TaskBatch
+from ..tasks import Task, TaskBatch, output_vocab
 
 
 @locked
@@ -49,8 +49,11 @@ def pathway_task(model, prompt: str, target: str | int | None = None, seed: int 
         if len(ids) != 1:
             raise ValueError(f"target={target!r} is {len(ids)} tokens; give a single token")
         answer = int(ids[0])
-    if not 0 <= answer < model.cfg.d_vocab:
-        raise ValueError(f"target token id {answer} is outside the vocabulary")
+    if not 0 <= answer < output_vocab(model):
+        raise ValueError(
+            f"target token id {answer} is outside the model's output vocabulary "
+            f"0..{output_vocab(model) - 1}"
+        )
     gen = torch.Generator().manual_seed(seed)
     corrupted = tokens.clone()
     perm = torch.randperm(tokens.shape[1] - 1, generator=gen) + 1
@@ -85,9 +88,9 @@ def source_effects(model, batch: TaskBatch, layer: int, head: int, dest: int) ->
         return scores
 
     with torch.no_grad(), scoped_hooks(model, [(hook_name(model, "attn_scores", layer), knock)]):
-        logits = model(tokens)[:, batch.answer_pos]
+        logits = batch.read(model(tokens).view(n_src, b, seq, -1))
     clean, _ = batch.baseline(model)
-    per = batch.per_prompt(logits.view(n_src, b, -1)).mean(-1)
+    per = batch.per_prompt(logits).mean(-1)
     return clean - per
 
 
@@ -124,10 +127,12 @@ def attention_pathways(
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     if not 0.0 <= min_effect <= 1.0:
         raise ValueError(f"min_effect must be in [0, 1], got {min_effect!r}")
-    batch = TaskBatch(
-        batch.task, batch.clean[:1], batch.corrupted[:1], batch.answers[:1],
-        None if batch.wrong_answers is None else batch.wrong_answers[:1], batch.answer_pos,
-    )  # fmt: skip
+    batch = batch.subset(slice(0, 1))
+    if not isinstance(batch.answer_pos, int):
+        raise ValueError(
+            "attention_pathways traces one answer position; the task's first pair has "
+            f"{batch.answer_pos.shape[-1]} (a multi-token answer)"
+        )
     clean, corrupted = batch.baseline(model)
     scale = clean - corrupted
     if abs(scale) < 1e-6:
@@ -137,7 +142,7 @@ def attention_pathways(
         )
     dest = batch.answer_pos
     strings = model.to_str_tokens(batch.clean[0]) if model.tokenizer is not None else None
-    answer = int(batch.answers[0])
+    answer = int(batch.answers[0].flatten()[0])  # the first, if several
     with torch.no_grad():
         prob = float(model(batch.clean)[0, dest].float().softmax(-1)[answer])
     graph = CircuitGraph(
@@ -154,7 +159,7 @@ def attention_pathways(
             "settings": {"depth": depth, "top_heads": top_heads, "top_sources": top_sources},
         }
     )
-    label = repr(model.to_string(batch.answers[:1])) if model.tokenizer is not None else ""
+    label = repr(model.to_string([answer])) if model.tokenizer is not None else ""
     logit = Node("logit", model.cfg.n_layers, dest, answer, label, prob)
 
     def token(pos: int) -> Node:

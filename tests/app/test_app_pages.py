@@ -30,15 +30,22 @@ def test_head_atlas_opens_on_the_default_model_with_its_induction_heads(make_app
 
 def test_changing_the_score_changes_the_atlas(make_app):
     at = make_app()
-    at.selectbox(key="score").set_value("previous token").run()
+    at.selectbox(key="score").set_value("previous-token").run()
     no_exception(at)
     top = at.dataframe[0].value
     assert top["head"][0] == "L0H3"  # the previous-token head
 
 
+def test_the_atlas_offers_the_library_head_scores(make_app):
+    from interp.heads import HEAD_SCORES
+
+    at = make_app()
+    assert list(at.selectbox(key="score").options) == list(HEAD_SCORES)
+
+
 def test_prompt_detector_scores_use_the_prompt(make_app):
     at = make_app()
-    at.selectbox(key="score").set_value("detector: previous_token_head (prompt)").run()
+    at.selectbox(key="score").set_value("detector:previous_token_head").run()
     first = list(at.dataframe[0].value["score"])
     at.text_area(key="prompt").set_value("a b c d e f g h a b c d e f g h").run()
     no_exception(at)
@@ -52,6 +59,24 @@ def test_open_button_jumps_to_attention_with_the_head(make_app):
     no_exception(at)
     assert titles(at) == ["Attention"]
     assert at.multiselect(key="heads").value == ["L1H2"]
+
+
+def test_attention_opens_on_the_strongest_induction_head_and_follows_a_model_switch(make_app):
+    from interp.heads import induction_scores
+    from interp.models import load_model
+
+    at = make_app()
+    at.switch_page("views/attention.py").run()
+    no_exception(at)
+    top = induction_scores(load_model("induction-2l")).top(1)[0][0]
+    assert at.multiselect(key="heads").value == [f"L{top['layer']}H{top['head']}"]
+    assert top["layer"] == "1"  # an induction head, not the last head of the model (L1H3)
+    at.multiselect(key="heads").set_value(["L0H0", "L0H3"]).run()
+    # L0H0 and L0H3 exist in reasoning-tuned too, but they are another model's heads
+    at.selectbox(key="model").set_value("reasoning-tuned").run()
+    no_exception(at)
+    tuned = induction_scores(load_model("reasoning-tuned")).top(1)[0][0]
+    assert at.multiselect(key="heads").value == [f"L{tuned['layer']}H{tuned['head']}"]
 
 
 def test_attention_lock_shows_where_a_token_attends_and_clears(make_app):
@@ -128,6 +153,44 @@ def test_patching_runs_a_sweep_and_a_new_site_needs_a_new_run(make_app):
     no_exception(at)
     again = {m.label: m.value for m in at.metric}
     assert again["Largest |effect|"] != metrics["Largest |effect|"]
+
+
+def test_path_patching_into_the_induction_keys_at_chosen_positions(make_app):
+    """The previous-token head L0H3 reaches the induction heads' keys at the looked-up token
+    (``IO``: the answer's earlier copy) and not at the last position (``end``)."""
+    at = make_app()
+    at.switch_page("views/path_patching.py").run()
+    no_exception(at)
+    assert titles(at) == ["Path patching"]
+    assert at.multiselect(key="pp_sender_pos").options[:3] == ["end", "IO", "0:<|endoftext|>"]
+    at.multiselect(key="pp_heads").set_value(["L1H0", "L1H1", "L1H2"])
+    at.multiselect(key="pp_inputs").set_value(["k"]).run()
+    assert any("Run path patching" in i.value for i in at.info)
+
+    def run() -> tuple[float, str, str]:
+        at.button(key="run_path_patch").click().run()
+        no_exception(at)
+        largest = float(next(m.value for m in at.metric if m.label == "Largest |effect|"))
+        top = next(m.value for m in at.markdown if m.value.startswith("Most important senders"))
+        reading = next(m.value for m in at.markdown if m.value.startswith("**What the numbers"))
+        return largest, top, reading
+
+    everywhere, top, reading = run()
+    assert everywhere < -10 and top.startswith("Most important senders: **L0H3**")
+    assert "into k of L1H0, k of L1H1, k of L1H2 at every position" in reading
+    at.multiselect(key="pp_receiver_pos").set_value(["IO"]).run()
+    assert any("Run path patching" in i.value for i in at.info)  # new positions, new run
+    looked_up, top, reading = run()
+    assert looked_up < -10 and top.startswith("Most important senders: **L0H3**")
+    assert "at position IO (prompt 0: '11:" in reading
+    at.multiselect(key="pp_receiver_pos").set_value(["end"]).run()
+    last, _, reading = run()
+    assert abs(last) < 0.05 * abs(everywhere) and "at position end" in reading
+    at.radio(key="pp_into").set_value("logits").run()
+    assert at.multiselect(key="pp_receiver_pos").disabled
+    at.multiselect(key="pp_sender_pos").set_value(["30:wait"]).run()
+    _, _, reading = run()
+    assert "output at position 30 (prompt 0: '30:wait'), into the logits." in reading
 
 
 def test_emergence_across_training_and_after_post_training(make_app):
@@ -211,6 +274,7 @@ PAGES = [
     "views/attention.py",
     "views/induction.py",
     "views/patching.py",
+    "views/path_patching.py",
     "views/emergence.py",
     "views/pathways.py",
     "views/circuits.py",
@@ -242,4 +306,50 @@ def test_every_page_runs_on_a_grouped_query_transformer_bridge(tmp_path, monkeyp
             at.button(key="run_sweep").click().run()
             no_exception(at)
             assert at.get("plotly_chart")
+        if page == "views/path_patching.py":  # into the k of a head under grouped-query attention
+            at.multiselect(key="pp_inputs").set_value(["q", "k"]).run()
+            at.button(key="run_path_patch").click().run()
+            no_exception(at)
+            assert at.get("plotly_chart")
     assert type(R.get_model(str(folder), "cpu")).__name__ == "TransformerBridge"
+
+
+def test_node_panels_show_token_text_literally():
+    from app.graph_view import shown
+
+    # a newline is written out, and '+', '*', '_' and backticks do not turn into markdown
+    assert shown("'\n+'") == "'\\\\n\\+'"
+    assert shown("a*b_c`d") == "a\\*b\\_c\\`d"
+    assert shown("L1H0") == "L1H0"
+
+
+def test_supernodes_and_notes_are_drawn_and_saved_with_the_circuit(make_app, tmp_path, monkeypatch):
+    import shutil
+
+    from interp.catalogue import load_entry
+    from interp.graph import CircuitGraph
+
+    shutil.copytree("circuits/induction-2l-heads", tmp_path / "induction-2l-heads")
+    monkeypatch.setenv("INTERP_CIRCUITS", str(tmp_path))
+    at = make_app(circuit="induction-2l-heads")
+    at.switch_page("views/circuits.py").run()
+    no_exception(at)
+    key = "circuit_induction-2l-heads"
+    at.radio(key="circuit_prune").set_value("top edges").run()
+    at.multiselect(key=f"{key}_group_members").set_value(["head.1.0", "head.1.1"]).run()
+    at.text_input(key=f"{key}_group_name").set_value("induction heads").run()
+    at.button(key=f"{key}_group_add").click().run()
+    no_exception(at)
+    at.selectbox(key=f"{key}_note_node").set_value("head.0.3").run()
+    at.text_input(key=f"{key}_note_text_head.0.3").set_value("previous token + keys").run()
+    at.button(key=f"{key}_save").click().run()
+    no_exception(at)
+    saved = load_entry("induction-2l-heads", tmp_path)
+    graph = saved.graph()
+    assert graph.metadata["supernodes"] == [["induction heads", "head.1.0", "head.1.1"]]
+    assert graph.metadata["node_notes"] == {"head.0.3": "previous token + keys"}
+    assert saved.info["faithfulness"] == load_entry("induction-2l-heads").info["faithfulness"]
+    viewer = CircuitGraph.from_json(tmp_path / "induction-2l-heads" / "graph" / "viewer.json")
+    assert viewer.metadata["supernodes"] == graph.metadata["supernodes"]
+    fig = graph.plot()
+    assert [s.name for s in fig.layout.shapes] == ["supernode:induction heads"]

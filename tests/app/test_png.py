@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from interp.circuit_graph import CircuitGraph, Node
+from interp.graph import CircuitGraph, Node
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")

@@ -75,7 +75,13 @@ def test_clicking_a_head_in_the_atlas_opens_it(page, app_url, shots):
     cells.first.wait_for()  # plotly draws after the script run ends
     assert cells.count() == 8  # 2 layers x 4 heads of induction-2l
     box = cells.nth(6).bounding_box()  # layer 1, head 2
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    right = cells.nth(7).bounding_box()  # layer 1, head 3: one cell to the right
+    above = cells.nth(2).bounding_box()  # layer 0, head 2: one cell up
+    centre = lambda b: (b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)  # noqa: E731
+    (cx, cy), (rx, _), (_, ay) = centre(box), centre(right), centre(above)
+    # near the cell's corner, far outside its marker: the whole cell answers the click
+    x, y = cx - 0.4 * (rx - cx), cy + 0.4 * (cy - ay)
+    assert abs(x - cx) > box["width"] and abs(y - cy) > box["height"]
     page.mouse.move(x - 2, y - 2)
     page.mouse.move(x, y)
     page.mouse.down()
@@ -124,9 +130,9 @@ def test_the_url_carries_the_state_both_ways(page, app_url, shots):
     settle(page)
     assert query(page)["model"] == "reasoning-tuned"  # kept across pages
     page.get_by_role("combobox", name="Score").click()
-    page.get_by_role("option", name="previous token", exact=True).click()
+    page.get_by_role("option", name="previous-token", exact=True).click()
     settle(page)
-    assert query(page)["score"] == "previous token"
+    assert query(page)["score"] == "previous-token"
     shot(page, shots, "url-state")
 
 
@@ -147,11 +153,27 @@ def test_clicking_a_node_in_a_circuit_shows_it_and_opens_its_head(page, app_url,
     no_exception(page)
     page.get_by_text("Faithful, resample abl.").wait_for()
     graph = page.locator(".js-plotly-plot").first
-    nodes = graph.locator(".scatterlayer .trace").last.locator(".point")
-    nodes.first.wait_for()
-    labels = graph.locator(".scatterlayer .trace").last.locator(".textpoint")
+    labels = graph.locator(".annotation")
+    labels.first.wait_for()
     names = [labels.nth(i).text_content() for i in range(labels.count())]
-    click_point(page, nodes, names.index("L1H0"))
+    assert "L1H0" in names
+    boxes = [labels.nth(i).bounding_box() for i in range(labels.count())]
+    for i, a in enumerate(boxes):  # the labels drawn never overlap
+        for b in boxes[i + 1 :]:
+            apart = (
+                a["x"] + a["width"] <= b["x"] + 0.5
+                or b["x"] + b["width"] <= a["x"] + 0.5
+                or a["y"] + a["height"] <= b["y"] + 0.5
+                or b["y"] + b["height"] <= a["y"] + 0.5
+            )
+            assert apart, (names[i], a, b)
+    # each label sits 16 px above its node: click the node under "L1H0"
+    box = boxes[names.index("L1H0")]
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 + 16
+    page.mouse.move(x - 2, y - 2)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.up()
     page.get_by_role("button", name="Open L1H0 in Attention").wait_for()
     settle(page)
     shot(page, shots, "circuit-node")

@@ -1,4 +1,4 @@
-"""CircuitGraph: the typed, weighted graph every circuit-finding method returns.
+"""CircuitGraph: the typed, weighted graph every circuit-finding method returns, as plain data.
 
 Nodes are typed (``token``, ``head``, ``mlp``, ``neuron``, ``feature``, ``error``, ``logit``) and
 carry a layer and a position (``None`` for a node that stands for every position, as in
@@ -9,9 +9,10 @@ number of nodes.
 
 A graph prunes itself by influence on the logits (as circuit-tracer does: each node's share of
 its targets' incoming absolute weight, propagated back from the logit nodes), compares itself
-with another graph, saves and loads itself (a folder of ``graph.json`` + ``edges.safetensors``,
-replaced atomically by :mod:`interp.artifacts`), exports and imports the attribution-graph JSON that
-Neuronpedia's and circuit-tracer's viewers read, and draws itself with plotly.
+with another graph, and saves and loads itself (a folder of ``circuit.json`` +
+``edges.safetensors``, replaced atomically by :mod:`interp.artifacts`). It knows no model: how
+faithful a graph is to a model is :func:`interp.discovery.faithfulness`'s question. The viewer
+JSON lives in :mod:`interp.graph._viewer` and the drawing in :mod:`interp.graph._plot`.
 """
 
 from __future__ import annotations
@@ -27,68 +28,24 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from .artifacts import ArtifactError, atomic_dir, read_json, recover, write_json
+from ..artifacts import ArtifactError, atomic_dir, read_json, recover, write_json
+from . import _plot
+from ._node import Node
+from ._viewer import ViewerGraph, from_viewer, to_viewer
 
-NODE_KINDS = ("token", "head", "mlp", "neuron", "feature", "error", "logit")
-# circuit-tracer's viewer names for node kinds, and back
-_FEATURE_TYPE = {
-    "token": "embedding",
-    "feature": "cross layer transcoder",
-    "error": "mlp reconstruction error",
-    "logit": "logit",
-    "head": "attention head",
-    "mlp": "mlp",
-    "neuron": "mlp neuron",
-}
-_KIND_OF_TYPE = {v: k for k, v in _FEATURE_TYPE.items()}
-_KIND_OF_TYPE["transcoder"] = "feature"
-_KIND_OF_TYPE["sae"] = "feature"
+FORMAT = "interp.CircuitGraph/1"
+GRAPH_FILE = "circuit.json"  # nodes and metadata; edges in edges.safetensors
+_OLD_GRAPH_FILE = "graph.json"  # the same format, under the name folders saved before had
 
 
-@dataclass(frozen=True)
-class Node:
-    """One node of a circuit.
-
-    Arguments:
-        kind: one of ``NODE_KINDS``.
-        layer: the layer it belongs to; ``None`` for tokens; logit nodes use ``n_layers``.
-        pos: its position in the prompt; ``None`` for a node that stands for every position.
-        index: head, neuron or feature index; the token id for token and logit nodes.
-        label: a human name, e.g. ``"L1H0"`` or ``"' 7'"``.
-        activation: the feature's activation; for a logit node, the token's probability.
-    """
-
-    kind: str
-    layer: int | None = None
-    pos: int | None = None
-    index: int | None = None
-    label: str = ""
-    activation: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in NODE_KINDS:
-            raise ValueError(f"node kind {self.kind!r} is not one of {NODE_KINDS}")
-
-    @property
-    def node_id(self) -> str:
-        parts = [self.kind]
-        if self.layer is not None:
-            parts.append(str(self.layer))
-        if self.index is not None:
-            parts.append(str(self.index))
-        where = "" if self.pos is None else f"@{self.pos}"
-        return ".".join(parts) + where
-
-    @property
-    def name(self) -> str:
-        """The label, or a readable name built from kind, layer and index."""
-        if self.label:
-            return self.label
-        if self.kind == "head":
-            return f"L{self.layer}H{self.index}"
-        if self.kind == "mlp":
-            return f"MLP{self.layer}"
-        return self.node_id
+def graph_file(folder: str | os.PathLike) -> Path | None:
+    """The nodes-and-metadata file of a saved graph folder (``circuit.json``, or ``graph.json`` in
+    folders saved before the rename), or ``None`` when ``folder`` holds no saved graph."""
+    folder = Path(folder)
+    for name in (GRAPH_FILE, _OLD_GRAPH_FILE):
+        if (folder / name).is_file():
+            return folder / name
+    return None
 
 
 @dataclass
@@ -223,10 +180,8 @@ class CircuitGraph:
 
     def edges(self) -> Iterator[tuple[Node, Node, float, str]]:
         """Every edge as ``(source Node, target Node, weight, method)``."""
-        src, dst = self.edge_index
-        methods = self.edge_method_ids.tolist()
-        for s, t, w, m in zip(src.tolist(), dst.tolist(), self.edge_weight.tolist(), methods):
-            yield self.nodes[s], self.nodes[t], w, self.methods[m]
+        for s, t, w, m in self._edge_rows():
+            yield self.nodes[s], self.nodes[t], w, m
 
     def edge_weights(self) -> dict[tuple[str, str], float]:
         """``{(source id, target id): weight}``; parallel edges (e.g. per q/k/v) are summed."""
@@ -298,9 +253,9 @@ class CircuitGraph:
             if n.kind in ("token", "logit"):
                 keep_node[i] = True
         src, dst = self.edge_index
-        sub = self._subgraph(keep_node, keep_node[src] & keep_node[dst])
+        sub = self.subgraph(keep_node, keep_node[src] & keep_node[dst])
         keep_edge = _cumulative_mask(sub.edge_influence(), edge_threshold)
-        sub = sub._subgraph(torch.ones(len(sub.nodes), dtype=torch.bool), keep_edge)
+        sub = sub.subgraph(torch.ones(len(sub.nodes), dtype=torch.bool), keep_edge)
         out = sub._connected()
         out.metadata.update(node_threshold=node_threshold, edge_threshold=edge_threshold)
         return out
@@ -312,24 +267,17 @@ class CircuitGraph:
         w = self.edge_weight.abs()
         keep = torch.zeros_like(w, dtype=torch.bool)
         keep[w.topk(min(n, w.numel())).indices] = True
-        return self._subgraph(torch.ones(len(self.nodes), dtype=torch.bool), keep)._drop_isolated()
+        return self.subgraph(torch.ones(len(self.nodes), dtype=torch.bool), keep).drop_isolated()
 
     def threshold(self, min_abs_weight: float) -> CircuitGraph:
         """Keep the edges with |weight| >= ``min_abs_weight`` (and the nodes they connect)."""
         if not (isinstance(min_abs_weight, int | float) and math.isfinite(min_abs_weight)):
             raise ValueError(f"min_abs_weight must be a finite number, got {min_abs_weight!r}")
         keep = self.edge_weight.abs() >= min_abs_weight
-        return self._subgraph(torch.ones(len(self.nodes), dtype=torch.bool), keep)._drop_isolated()
+        return self.subgraph(torch.ones(len(self.nodes), dtype=torch.bool), keep).drop_isolated()
 
     def subgraph(self, keep_node: torch.Tensor, keep_edge: torch.Tensor) -> CircuitGraph:
         """The nodes and edges flagged in the boolean masks (an edge also needs both ends)."""
-        return self._subgraph(keep_node, keep_edge)
-
-    def drop_isolated(self) -> CircuitGraph:
-        """The same graph without nodes that touch no edge."""
-        return self._drop_isolated()
-
-    def _subgraph(self, keep_node: torch.Tensor, keep_edge: torch.Tensor) -> CircuitGraph:
         src, dst = self.edge_index
         keep_edge = keep_edge & keep_node[src] & keep_node[dst]
         new_index = torch.full((len(self.nodes),), -1, dtype=torch.long)
@@ -345,12 +293,13 @@ class CircuitGraph:
             out._method_id = [self.edge_method_ids[keep_edge]]
         return out
 
-    def _drop_isolated(self) -> CircuitGraph:
+    def drop_isolated(self) -> CircuitGraph:
+        """The same graph without nodes that touch no edge."""
         src, dst = self.edge_index
         used = torch.zeros(len(self.nodes), dtype=torch.bool)
         used[src] = True
         used[dst] = True
-        return self._subgraph(used, torch.ones_like(src, dtype=torch.bool))
+        return self.subgraph(used, torch.ones_like(src, dtype=torch.bool))
 
     def _connected(self) -> CircuitGraph:
         """Drop nodes (other than tokens and logits) with no path to a logit node."""
@@ -363,7 +312,7 @@ class CircuitGraph:
                 break
             reach = new
         keep = reach | torch.tensor([n.kind == "token" for n in self.nodes], dtype=torch.bool)
-        return self._subgraph(keep, torch.ones_like(src, dtype=torch.bool))
+        return self.subgraph(keep, torch.ones_like(src, dtype=torch.bool))
 
     # -- comparing -----------------------------------------------------------------------------
     def compare(self, other: CircuitGraph) -> dict[str, Any]:
@@ -386,16 +335,9 @@ class CircuitGraph:
             "only_other": sorted(b - a),
         }
 
-    # -- faithfulness --------------------------------------------------------------------------
-    def faithfulness(self, model, task, ablations=("zero", "mean", "resample")):
-        """Fraction of the clean-vs-corrupted metric recovered with the complement ablated."""
-        from .discovery import faithfulness
-
-        return faithfulness(model, task, self, ablations=ablations)
-
     # -- saving --------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the folder ``path`` (``graph.json`` + ``edges.safetensors``) atomically.
+        """Write the folder ``path`` (``circuit.json`` + ``edges.safetensors``) atomically.
 
         The folder is built beside ``path`` and swapped in by :func:`interp.artifacts.atomic_dir`,
         so a crash leaves the whole old graph or the whole new one."""
@@ -412,12 +354,12 @@ class CircuitGraph:
                 tmp / "edges.safetensors",
             )
             meta = {
-                "format": "interp.CircuitGraph/1",
+                "format": FORMAT,
                 "metadata": self.metadata,
                 "methods": self.methods,
                 "nodes": [asdict(n) for n in self.nodes],
             }
-            (tmp / "graph.json").write_text(json.dumps(meta, indent=1, default=str))
+            (tmp / GRAPH_FILE).write_text(json.dumps(meta, indent=1, default=str))
         return target
 
     @classmethod
@@ -425,17 +367,18 @@ class CircuitGraph:
         """Read a folder written by :meth:`save`; ``ArtifactError`` naming a damaged file."""
         folder = Path(path)
         recover(folder)
-        if not (folder / "graph.json").exists():
-            raise FileNotFoundError(f"{folder} is not a saved CircuitGraph (no graph.json in it)")
-        meta = read_json(folder / "graph.json")
-        if not isinstance(meta, dict) or meta.get("format") != "interp.CircuitGraph/1":
-            raise ArtifactError(f"{folder}/graph.json is not in the interp.CircuitGraph/1 format")
+        file = graph_file(folder)
+        if file is None:
+            raise FileNotFoundError(f"{folder} is not a saved CircuitGraph (no {GRAPH_FILE} in it)")
+        meta = read_json(file)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ArtifactError(f"{file} is not in the {FORMAT} format")
         try:
             g = cls(metadata=meta["metadata"])
             g.add_nodes(Node(**n) for n in meta["nodes"])
             g.methods = list(meta["methods"])
         except (KeyError, TypeError, ValueError) as err:
-            raise ArtifactError(f"{folder}/graph.json is damaged: {err!r}") from err
+            raise ArtifactError(f"{file} is damaged: {err!r}") from err
         try:
             edges = load_file(folder / "edges.safetensors")
         except FileNotFoundError:
@@ -448,44 +391,11 @@ class CircuitGraph:
         return g
 
     # -- attribution-graph JSON (Neuronpedia / circuit-tracer viewer) --------------------------
-    def to_json(self) -> dict[str, Any]:
-        """The graph in the JSON that Neuronpedia's and circuit-tracer's viewers read."""
-        md = self.metadata
-        n_layers = md.get("n_layers")
-        influence = self.influence().tolist() if self._has_logit() else [None] * len(self.nodes)
-        nodes = []
-        for node, infl in zip(self.nodes, influence):
-            nodes.append(_viewer_node(node, n_layers, infl))
-        ids = [n["node_id"] for n in nodes]
-        methods = [self.methods[m] for m in self.edge_method_ids.tolist()]
-        links = [
-            {"source": ids[s], "target": ids[t], "weight": w, "method": m}
-            for s, t, w, m in zip(
-                *(x.tolist() for x in self.edge_index), self.edge_weight.tolist(), methods
-            )
-        ]
-        pinned = [n["node_id"] for n in nodes if n["feature_type"] == "logit"]
-        return {
-            "metadata": {
-                "slug": md.get("slug", md.get("name", "interp-graph")),
-                "scan": md.get("scan", md.get("model", "")),
-                "transcoder_list": md.get("transcoder_list", []),
-                "prompt_tokens": md.get("prompt_tokens", []),
-                "prompt": md.get("prompt", ""),
-                "node_threshold": md.get("node_threshold"),
-                "schema_version": 1,
-                "info": {"generator": "interp", "interp": {k: _plain(v) for k, v in md.items()}},
-            },
-            "qParams": {
-                "pinnedIds": pinned,
-                "supernodes": [],
-                "linkType": "both",
-                "clickedId": "",
-                "sg_pos": "",
-            },
-            "nodes": nodes,
-            "links": links,
-        }
+    def to_json(self) -> ViewerGraph:
+        """The graph in the JSON that Neuronpedia's and circuit-tracer's viewers read
+        (:class:`interp.graph.ViewerGraph`)."""
+        influence = self.influence().tolist() if self._has_logit() else None
+        return to_viewer(self.nodes, list(self._edge_rows()), self.metadata, influence)
 
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write :meth:`to_json` to ``path`` atomically."""
@@ -496,25 +406,24 @@ class CircuitGraph:
         """Read an attribution-graph JSON (ours, circuit-tracer's or Neuronpedia's)."""
         if not isinstance(data, dict):
             data = read_json(data)
-        for key in ("metadata", "nodes", "links"):
-            if key not in data:
-                raise ValueError(f"not an attribution-graph JSON: no {key!r} field")
-        md = dict(data["metadata"])
-        ours = md.get("info", {}).get("interp") if isinstance(md.get("info"), dict) else None
-        g = cls(metadata=dict(ours) if ours else md)
-        ids = {}
-        for raw in data["nodes"]:
-            node = _node_from_viewer(raw)
-            ids[raw["node_id"]] = g.add_node(node)
+        metadata, nodes, edges = from_viewer(data)
+        g = cls(metadata=metadata)
+        index = g.add_nodes(nodes)
         by_method: dict[str, list[list]] = {}
-        for link in data["links"]:
-            rows = by_method.setdefault(link.get("method", md.get("method", "")), [[], [], []])
-            rows[0].append(ids[link["source"]])
-            rows[1].append(ids[link["target"]])
-            rows[2].append(float(link["weight"]))
+        for s, t, w, method in edges:
+            rows = by_method.setdefault(method, [[], [], []])
+            rows[0].append(index[s])
+            rows[1].append(index[t])
+            rows[2].append(w)
         for method, (src, dst, w) in by_method.items():
             g.add_edges(torch.tensor(src), torch.tensor(dst), torch.tensor(w), method)
         return g
+
+    def _edge_rows(self) -> Iterator[tuple[int, int, float, str]]:
+        src, dst = self.edge_index
+        methods = self.edge_method_ids.tolist()
+        for s, t, w, m in zip(src.tolist(), dst.tolist(), self.edge_weight.tolist(), methods):
+            yield s, t, w, self.methods[m]
 
     def _has_logit(self) -> bool:
         return any(n.kind == "logit" for n in self.nodes)
@@ -522,99 +431,26 @@ class CircuitGraph:
     # -- drawing -------------------------------------------------------------------------------
     def positions(self) -> list[int]:
         """The prompt positions that hold nodes, in order: the columns of :meth:`layout`."""
-        return sorted({n.pos for n in self.nodes if n.pos is not None})
+        return _plot.positions(self.nodes)
 
-    def layout(self) -> dict[int, tuple[float, float]]:
-        """Node index -> (x, y): one column per used position (unused positions take no room),
-        nodes sharing a layer and position spread across their column; y is the layer (tokens
-        below layer 0, MLPs a quarter-layer above the heads of their layer). Graphs without
-        positions spread each layer's nodes side by side."""
-        column = {p: c for c, p in enumerate(self.positions())}
-        groups: dict[tuple[float, int | None], list[int]] = {}
-        for i, n in enumerate(self.nodes):
-            y = -1.0 if n.kind == "token" else float(n.layer if n.layer is not None else 0)
-            y += 0.25 if n.kind == "mlp" else 0.0
-            groups.setdefault((y, n.pos), []).append(i)
-        out = {}
-        for (y, pos), members in groups.items():
-            k = len(members)
-            for j, i in enumerate(members):
-                if pos is None:
-                    out[i] = (float(j - (k - 1) / 2), y)
-                else:
-                    out[i] = (float(column[pos] + (j - (k - 1) / 2) * (0.8 / k)), y)
-        return out
+    def layout(self) -> _plot.Layout:
+        """Where each node is drawn (``.xy[i]``) and the figure's size; see
+        :func:`interp.graph.layout`."""
+        return _plot.layout(self.nodes)
 
     def plot(self, title: str | None = None, max_edges: int = 2000):
         """A plotly figure: nodes by layer (y) and position (x); edges coloured by sign."""
-        import plotly.graph_objects as go
-
-        xy = self.layout()
-        src, dst = self.edge_index
-        w = self.edge_weight
-        order = w.abs().argsort(descending=True)[:max_edges]
-        scale = float(w.abs().max()) if w.numel() else 1.0
-        fig = go.Figure()
-        for sign, colour in ((1, "rgba(33,102,172,0.55)"), (-1, "rgba(178,24,43,0.55)")):
-            xs, ys = [], []
-            for e in order.tolist():
-                if (w[e] >= 0) != (sign > 0):
-                    continue
-                (x0, y0), (x1, y1) = xy[int(src[e])], xy[int(dst[e])]
-                xs += [x0, x1, None]
-                ys += [y0, y1, None]
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    line={"color": colour, "width": 1.5},
-                    hoverinfo="skip",
-                    name="positive" if sign > 0 else "negative",
-                )
-            )
-        infl = self.influence() if self._has_logit() and self.n_edges else None
-        hover, colours = [], []
-        palette = {
-            "token": "#7f7f7f",
-            "head": "#1f77b4",
-            "mlp": "#ff7f0e",
-            "neuron": "#bcbd22",
-            "feature": "#2ca02c",
-            "error": "#d62728",
-            "logit": "#9467bd",
-        }
-        for i, n in enumerate(self.nodes):
-            extra = "" if infl is None else f"<br>influence {float(infl[i]):.3g}"
-            act = "" if n.activation is None else f"<br>activation {n.activation:.3g}"
-            hover.append(f"{n.name} ({n.kind})<br>{n.node_id}{act}{extra}")
-            colours.append(palette[n.kind])
-        fig.add_trace(
-            go.Scatter(
-                x=[xy[i][0] for i in range(len(self.nodes))],
-                y=[xy[i][1] for i in range(len(self.nodes))],
-                mode="markers+text",
-                marker={"size": 14, "color": colours, "line": {"width": 1, "color": "white"}},
-                text=[n.name for n in self.nodes],
-                textposition="top center",
-                hovertext=hover,
-                hoverinfo="text",
-                customdata=[n.node_id for n in self.nodes],
-                name="nodes",
-            )
+        influence = self.influence() if self._has_logit() and self.n_edges else None
+        return _plot.figure(
+            self.nodes,
+            self.edge_index,
+            self.edge_weight,
+            influence,
+            self.metadata,
+            title,
+            max_edges,
+            self.edge_methods,
         )
-        cols = self.positions()
-        tokens = self.metadata.get("prompt_tokens") or []
-        ticks = [f"{p}: {tokens[p]!r}" if p < len(tokens) else str(p) for p in cols]
-        fig.update_xaxes(tickvals=list(range(len(cols))), ticktext=ticks)
-        fig.update_layout(
-            title=title or self.metadata.get("name", "circuit"),
-            xaxis_title="position" if cols else "",
-            yaxis_title="layer",
-            showlegend=False,
-            meta={"max_abs_weight": scale},
-        )
-        return fig
 
 
 def _cumulative_mask(scores: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -631,82 +467,3 @@ def _cumulative_mask(scores: torch.Tensor, threshold: float) -> torch.Tensor:
     keep[order[: min(n, scores.numel())]] = True
     keep &= scores > 0
     return keep
-
-
-def _viewer_node(node: Node, n_layers: int | None, influence: float | None) -> dict[str, Any]:
-    """One node in circuit-tracer's viewer schema (node_id, feature, layer, ctx_idx, ...)."""
-    pos = node.pos if node.pos is not None else 0
-    layer = node.layer if node.layer is not None else 0
-    index = node.index if node.index is not None else 0
-    base: dict[str, Any] = {
-        "ctx_idx": pos,
-        "token_prob": 0.0,
-        "is_target_logit": False,
-        "run_idx": 0,
-        "reverse_ctx_idx": 0,
-        "clerp": node.label,
-        "influence": influence,
-        "activation": node.activation,
-        "feature_type": _FEATURE_TYPE[node.kind],
-        "interp_node": {k: v for k, v in asdict(node).items()},
-    }
-    if node.kind == "token":
-        base.update(node_id=f"E_{index}_{pos}", feature=pos, layer="E", jsNodeId=f"E_{index}-{pos}")
-    elif node.kind == "logit":
-        top = str((n_layers if n_layers is not None else layer) + 1)
-        prob = node.activation or 0.0
-        base.update(
-            node_id=f"{top}_{index}_{pos}",
-            feature=index,
-            layer=top,
-            jsNodeId=f"L_{index}-{pos}",
-            token_prob=prob,
-            is_target_logit=True,
-            activation=None,
-            clerp=f"Output {node.label} (p={prob:.3f})",
-        )
-    elif node.kind == "error":
-        base.update(
-            node_id=f"{layer}_-1_{pos}", feature=-1, layer=str(layer), jsNodeId=f"{layer}_-1-{pos}"
-        )
-    else:
-        # features use circuit-tracer's cantor pairing of (layer, index) for their global id;
-        # heads, MLPs and neurons are told apart by feature_type and a kind-prefixed node id
-        feature = (layer + index) * (layer + index + 1) // 2 + index
-        prefix = "" if node.kind == "feature" else f"{node.kind[0]}"
-        base.update(
-            node_id=f"{prefix}{layer}_{index}_{pos}",
-            feature=feature,
-            layer=str(layer),
-            jsNodeId=f"{prefix}{layer}_{index}-0",
-        )
-    return base
-
-
-def _node_from_viewer(raw: dict[str, Any]) -> Node:
-    ours = raw.get("interp_node")
-    if isinstance(ours, dict):
-        return Node(**ours)
-    kind = _KIND_OF_TYPE.get(raw.get("feature_type", ""), "feature")
-    pos = raw.get("ctx_idx")
-    layer_s = str(raw.get("layer", "0"))
-    if kind == "token":
-        index = int(raw["node_id"].split("_")[1])
-        return Node("token", None, pos, index, raw.get("clerp", ""))
-    if kind == "logit":
-        index = int(raw.get("feature", 0))
-        return Node(
-            "logit", int(layer_s) - 1, pos, index, raw.get("clerp", ""), raw.get("token_prob")
-        )
-    if kind == "error":
-        return Node("error", int(layer_s), pos, None, raw.get("clerp", ""))
-    index = int(raw["node_id"].lstrip("hmn").split("_")[1])
-    return Node(kind, int(layer_s), pos, index, raw.get("clerp", ""), raw.get("activation"))
-
-
-def _plain(v: Any) -> Any:
-    try:
-        json.dumps(v)
-        return v
-    except TypeError:
-        return str(v)
