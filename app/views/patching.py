@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import plots, state
+from app import plots, reading, state
 from app import resources as R
-from interp.result import where_label
 
 ctx = state.require_context()
 ss = st.session_state
@@ -175,24 +174,4 @@ st.plotly_chart(
     fig, key="patch_chart", on_select=_open_cell, selection_mode="points", width="stretch"
 )
 st.caption("Click a cell to open its head (or every head of its layer) on the Attention page.")
-order = st.radio(
-    "Rank cells by",
-    ["magnitude", "largest", "smallest"],
-    format_func={
-        "magnitude": "largest |effect| (either sign)",
-        "largest": "largest values",
-        "smallest": "smallest values",
-    }.get,
-    horizontal=True,
-    key="patch_rank",
-)
-st.markdown(f"**What the numbers mean.** {result.reading}")
-st.markdown(
-    "Most important cells: "
-    + "; ".join(
-        f"**{where_label(where)}** {v:+.3f} (effect {v - result.no_effect:+.3f})"
-        for where, v in result.top(5, order)
-    )
-)
-with st.expander("Provenance"):
-    st.json(prov, expanded=False)
+reading.show_reading(result, prov, key="patch_rank", noun="cells")

@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import plots, state
+from app import plots, reading, state
 from app import resources as R
-from interp.result import where_label
 
 ctx = state.require_context()
 ss = st.session_state
@@ -200,24 +199,4 @@ st.caption(
     "Click a sender to open it on the Attention page. Senders at or after the earliest "
     "receiver's layer cannot reach it: they show the unpatched metric."
 )
-order = st.radio(
-    "Rank senders by",
-    ["magnitude", "largest", "smallest"],
-    format_func={
-        "magnitude": "largest |effect| (either sign)",
-        "largest": "largest values",
-        "smallest": "smallest values",
-    }.get,
-    horizontal=True,
-    key="path_patch_rank",
-)
-st.markdown(f"**What the numbers mean.** {result.reading}")
-st.markdown(
-    "Most important senders: "
-    + "; ".join(
-        f"**{where_label(where)}** {v:+.3f} (effect {v - result.no_effect:+.3f})"
-        for where, v in result.top(5, order)
-    )
-)
-with st.expander("Provenance"):
-    st.json(prov, expanded=False)
+reading.show_reading(result, prov, key="path_patch_rank", noun="senders")
