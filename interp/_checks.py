@@ -8,6 +8,7 @@ graphs and attention pathways refuse the same inputs with the same words.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Sequence
 
@@ -114,3 +115,15 @@ def token_ids(model, tokens, arg: str) -> Tensor:
     if tokens.dim():
         context(model, tokens.shape[-1], arg)
     return tokens
+
+
+SAE_LENS_INSTALL = "pip install 'sae-lens>=6.54,<7' (it pins transformer-lens < 4)"
+
+
+def require(module: str, what: str, install: str) -> None:
+    """Raise ``ModuleNotFoundError`` saying what needs ``module`` and how to install it, when it
+    cannot be imported (an optional dependency, e.g. sae-lens beside TransformerLens 4)."""
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise ModuleNotFoundError(f"{what} needs the {module} package: {install}") from err

@@ -116,3 +116,19 @@ def test_unknown_names_list_close_matches(offline):
         "blocks.5.hook_resid_pre",
     )
     assert "gpt2-small-res-jb" in pretrained_releases("gpt2-small")
+
+
+def test_without_sae_lens_the_dictionary_functions_say_what_to_install(monkeypatch, tmp_path):
+    import sys
+
+    from interp import dictionaries as D
+
+    monkeypatch.setitem(sys.modules, "sae_lens", None)  # as in a venv without sae-lens (TL 4)
+    for call in (
+        lambda: D.load_dictionary(tmp_path),
+        lambda: D.load_transcoders(tmp_path),
+        lambda: D.pretrained_releases(),
+        lambda: D.load_pretrained("a-release", "an-id"),
+    ):
+        with pytest.raises(ModuleNotFoundError, match=r"needs the sae_lens package: pip install"):
+            call()

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from .. import _checks
 from ..artifacts import check_safetensors, recover
 
 _LAYER_DIR = re.compile(r"^layer_(\d+)$")
@@ -60,6 +61,7 @@ def load_dictionary(path: str | Path, device: str | torch.device = "cpu"):
         ValueError: either file is corrupt (invalid JSON, keys missing, truncated weights, shapes
             that disagree with the config); the message names the file.
     """
+    _checks.require("sae_lens", "loading a dictionary", _checks.SAE_LENS_INSTALL)
     from sae_lens import SAE
 
     path = Path(path)
@@ -124,6 +126,7 @@ def load_transcoders(source: str | Path, device: str | torch.device = "cpu") -> 
         FileNotFoundError: no such folder, no ``layer_L`` sub-folders, or one lacks its files.
         ValueError: a layer's ``cfg.json`` or weights are corrupt (see ``load_dictionary``).
     """
+    _checks.require("sae_lens", "loading transcoders", _checks.SAE_LENS_INSTALL)
     from ._recipes import RECIPES, shipped_dir
 
     path = shipped_dir(str(source)) if str(source) in RECIPES else Path(source)

@@ -26,6 +26,8 @@ import os
 
 import torch
 
+from .. import _checks
+
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -35,6 +37,7 @@ def pretrained_releases(model: str | None = None) -> dict[str, dict]:
     ``model`` keeps only the releases trained on that model (as the registry names it, e.g.
     ``"gpt2-small"``).
     """
+    _checks.require("sae_lens", "sae-lens's registry of dictionaries", _checks.SAE_LENS_INSTALL)
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
     out = {}
@@ -57,6 +60,7 @@ def resolve_pretrained(release: str, sae_id: str) -> tuple[str, str]:
         ValueError: an unknown release (not in the registry, not ``ORG/REPO``) or SAE id, with
             the closest names.
     """
+    _checks.require("sae_lens", "sae-lens's registry of dictionaries", _checks.SAE_LENS_INSTALL)
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
     directory = get_pretrained_saes_directory()
@@ -100,6 +104,7 @@ def load_pretrained(
             cannot be reached (or ``HF_HUB_OFFLINE`` is set); the message names the repository,
             the folder, and how to fetch it or load a downloaded copy with ``load_dictionary``.
     """
+    _checks.require("sae_lens", "loading a pretrained dictionary", _checks.SAE_LENS_INSTALL)
     from huggingface_hub import constants
 
     repo_id, folder = resolve_pretrained(release, sae_id)

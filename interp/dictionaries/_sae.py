@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .. import _checks
 from ..hooks import check_hook, locked
 
 ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu", "matryoshka_batchtopk")
@@ -52,6 +53,7 @@ def train_sae(
     The returned SAE is the inference form (``SAE.load_from_disk`` of what the trainer saved),
     so ``save_model`` / ``load_dictionary`` round-trip it in sae-lens's format.
     """
+    _checks.require("sae_lens", "training an SAE", _checks.SAE_LENS_INSTALL)
     from datasets import Dataset
     from sae_lens import LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig
 

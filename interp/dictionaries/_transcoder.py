@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .. import _checks
 from ..hooks import check_hook, hook_name, locked, run_with_cache
 
 
@@ -80,6 +81,7 @@ class TranscoderTrainConfig:
 
 def new_transcoder(model, layer: int, d_sae: int, *, model_name: str = ""):
     """An untrained sae-lens ``Transcoder`` for MLP ``layer`` of ``model`` (hooks in metadata)."""
+    _checks.require("sae_lens", "a transcoder", _checks.SAE_LENS_INSTALL)
     from sae_lens import Transcoder, TranscoderConfig
     from sae_lens.saes.sae import SAEMetadata
 
