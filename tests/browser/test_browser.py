@@ -115,14 +115,15 @@ def test_hovering_a_token_shades_where_it_attends_and_the_lock_holds(page, app_u
 
 def test_the_url_carries_the_state_both_ways(page, app_url, shots):
     prompt = ">>> a = 7; b = a; print(b)\n"
-    page.goto(f"{app_url}/attention?model=reasoning-tuned&heads=L3H2&prompt={quote(prompt)}")
+    # L3H3: not the head the page opens on (L3H2, the strongest), which the URL leaves out
+    page.goto(f"{app_url}/attention?model=reasoning-tuned&heads=L3H3&prompt={quote(prompt)}")
     page.get_by_role("heading", name="Attention", exact=True).wait_for()
     settle(page)
     no_exception(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
     assert sidebar.get_by_text("4 layers x 4 heads", exact=False).count() == 1
     params = query(page)
-    assert params["model"] == "reasoning-tuned" and params["heads"] == "L3H2"
+    assert params["model"] == "reasoning-tuned" and params["heads"] == "L3H3"
     assert params["prompt"] == prompt
     # a widget change goes into the URL
     page.get_by_role("link", name="Head atlas").click()
@@ -155,6 +156,8 @@ def test_clicking_a_node_in_a_circuit_shows_it_and_opens_its_head(page, app_url,
     graph = page.locator(".js-plotly-plot").first
     labels = graph.locator(".annotation")
     labels.first.wait_for()
+    graph.locator(".cartesianlayer").scroll_into_view_if_needed()  # mouse clicks need it on screen
+    settle(page)
     names = [labels.nth(i).text_content() for i in range(labels.count())]
     assert "L1H0" in names
     boxes = [labels.nth(i).bounding_box() for i in range(labels.count())]
