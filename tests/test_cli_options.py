@@ -95,7 +95,9 @@ def test_long_commands_estimate_and_show_progress_on_stderr_only(tmp_path):
     lines = out.stderr.splitlines()
     assert ESTIMATE.match(lines[0]), out.stderr
     assert "EAP-IG: 5 gradient passes" in lines[0]
-    assert "faithfulness" in out.stderr and "6/6" in out.stderr  # the progress bars
+    # the progress bars: a bar that is left off when done (leave=False) shows its last
+    # refresh, which depends on timing, so only the total is certain
+    assert re.search(r"faithfulness: +\d+%\|.*\| \d/6 ", out.stderr), out.stderr
     assert json.loads(out.stdout)["edges"] > 0  # stdout is the JSON alone
     assert "estimate:" not in out.stdout and "it/s" not in out.stdout
 
