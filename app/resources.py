@@ -150,17 +150,13 @@ def induction_probe(
     """Per-position loss on both copies of repeated random tokens, and one head's pattern."""
     model = get_model(spec, device)
     tokens = H.repeated_random_tokens(model, n=n, period=period, seed=seed)
-    offset = tokens.shape[1] - 2 * period  # 1 with BOS
-    with model_lock(model), torch.no_grad():
-        loss = model(tokens, return_type="loss", loss_per_token=True).float().cpu()
+    with model_lock(model):
+        first, second = H.repeated_token_loss_by_position(model, tokens, period)
         _, cache = run_with_cache(model, tokens[:1], [hook_name(model, "pattern", layer)])
-        mean_first, mean_second = H.repeated_token_loss(model, tokens, period)
-    # loss[:, i] predicts token i + 1
-    first = loss[:, offset : offset + period - 1].mean(0).numpy()
-    second = loss[:, offset + period : offset + 2 * period - 1].mean(0).numpy()
     pattern = cache[hook_name(model, "pattern", layer)][0, head].float().cpu().numpy()
+    tokens_0 = list(model.to_str_tokens(tokens[0]))
     return InductionProbe(
-        first, second, pattern, list(model.to_str_tokens(tokens[0])), mean_first, mean_second
+        first.numpy(), second.numpy(), pattern, tokens_0, first.mean().item(), second.mean().item()
     )
 
 
@@ -331,11 +327,9 @@ def checkpoints(name: str) -> list[tuple[int, str]]:
 @st.cache_data(max_entries=8, show_spinner=False)
 def held_out_text(n: int = 8, length: int = 128) -> torch.Tensor:
     """Held-out organism-corpus text for the in-context-learning score, as in notebook 1."""
-    from interp.organisms import _train
-    from interp.organisms._data import text_batch
+    from interp.organisms import held_out_text as held_out
 
-    stream = _train.corpus_stream(_train.shared_tokenizer())
-    return text_batch(stream[-len(stream) // 20 :], n, length, torch.Generator().manual_seed(0))
+    return held_out(n, length, seed=0)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -441,12 +435,12 @@ def transcoders(source: str, device: str) -> dict:
 
 
 def shipped_transcoders(spec: str) -> bool:
+    """Whether trained transcoders ship for ``spec`` (False when sae-lens is missing)."""
     try:
-        from interp.dictionaries._recipes import RECIPES, shipped_dir
-
-        return spec in RECIPES and any(shipped_dir(spec).glob("layer_*"))
-    except Exception:
+        from interp.dictionaries import has_shipped
+    except ImportError:
         return False
+    return has_shipped(spec)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

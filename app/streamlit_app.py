@@ -7,19 +7,48 @@ One entry point: the shared sidebar (model, device, prompt and its tokens) and t
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `app` is a folder of the source tree, not an installed package
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+# the app is the folder `app` of a clone, or the package `interp_app` of an installed wheel
+PACKAGE = HERE.name
+if str(HERE.parent) not in sys.path:  # a clone: its root holds the package `app`
+    sys.path.insert(0, str(HERE.parent))
+
+
+def answer_as_app(package) -> None:
+    """Make ``import app`` give the installed ``interp_app``, in this server process only.
+
+    The page scripts (``views/*.py``) run as scripts, not as modules of the package, so they
+    cannot import it relatively; they import ``app``, the name the package has in a clone (and
+    in the tests). Every module of the package is imported first and registered under both
+    names, so that ``app.state`` and ``interp_app.state`` are one module with one state.
+    """
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name != "streamlit_app":  # this script, already running
+            importlib.import_module(f"{package.__name__}.{info.name}")
+    held = sys.modules.get("app")
+    if held is not None and held is not package:
+        raise RuntimeError(
+            f"the app's page scripts import `app`, but {held!r} already holds that name in "
+            "this process; run the app in its own process: interp app"
+        )
+    for name, module in list(sys.modules.items()):
+        if name == package.__name__ or name.startswith(package.__name__ + "."):
+            sys.modules["app" + name[len(package.__name__) :]] = module
+
+
+if PACKAGE != "app":
+    answer_as_app(importlib.import_module(PACKAGE))
 
 import streamlit as st  # noqa: E402
 
 from app import components, state  # noqa: E402
 from app import resources as R  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 PAGES = {
     "Explore": [
         ("views/head_atlas.py", "Head atlas", ":material/grid_on:", "head-atlas"),

@@ -322,6 +322,13 @@ TopOpt = Annotated[int, typer.Option(min=1, help="how many entries to list")]
 NormalizeOpt = Annotated[
     bool, typer.Option(help="map the corrupted run's metric to 0 and the clean run's to 1")
 ]
+RemoteOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="INTERP_REMOTE",
+        help="run on an 'interp serve' server, http(s)://host:port (token: $INTERP_TOKEN)",
+    ),
+]
 
 
 def _top_json(result, top: int, rank: str) -> dict:
@@ -450,6 +457,31 @@ def _estimate(model, tokens, estimate, quiet: bool) -> None:
         typer.echo(estimate.timed(time_forward(model, tokens)), err=True)
 
 
+def _remote_run(url: str, analysis: str, quiet: bool, **args):
+    """``analysis`` run on the ``interp serve`` server at ``url`` (token ``$INTERP_TOKEN``);
+    unless ``quiet``, its estimate and its place in the queue, as they change, on stderr."""
+    from .serve import Client
+
+    told: list = []
+
+    def tell(info: dict) -> None:
+        if not told:
+            est = info["estimate"]
+            bound = "at most" if est["at_most"] else "about"
+            typer.echo(
+                f"remote job {info['id']} on {url}: {est['work']}; {bound} "
+                f"{est['passes']:,.0f} forward passes",
+                err=True,
+            )
+        now = (info["state"], info.get("position"))
+        if now not in told and info["state"] in ("queued", "running"):
+            where = f" ({now[1]} ahead)" if now[0] == "queued" else ""
+            typer.echo(f"remote job {info['id']}: {now[0]}{where}", err=True)
+        told.append(now)
+
+    return Client(url).run(analysis, on_update=None if quiet else tell, **args)
+
+
 def _task_args(task: str, **given) -> dict:
     """The arguments given for ``task`` (those not None); refused before any model loads when
     the task does not take one, naming the task and the ones it takes."""
@@ -533,8 +565,9 @@ def patch(
     out: OutOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    remote: RemoteOpt = None,
 ) -> None:
-    """Activation-patching sweep of a site on a task."""
+    """Activation-patching sweep of a site on a task (here, or on a server with --remote)."""
     from .cost import patch_estimate
     from .patching import DIRECTIONS, SITE_AXES, patch_sweep
 
@@ -552,6 +585,14 @@ def patch(
             f"from {','.join(SITE_AXES[site])}, with layer among them"
         )
     _check_choice("--direction", direction, DIRECTIONS)
+    if remote:
+        if device is not None:
+            raise _fail("--device is for local runs; the server runs on the device it chose")
+        result = _remote_run(
+            remote, "patch", quiet, model=model, task=task, **targs, site=site, by=list(axes),
+            direction=direction, normalize=normalize,
+        )  # fmt: skip
+        return _finish(result, f"patch-{site}", out, as_json, top, rank)
     m = _load(model, device)
     try:
         batch = _task(task, m, targs).tokens(m)
@@ -562,6 +603,101 @@ def patch(
     except ValueError as err:
         raise _fail(str(err)) from err
     _finish(result, f"patch-{site}", out, as_json, top, rank)
+
+
+SWEEP_PANEL = "Analysis settings (each refused by the analyses that do not take it)"
+
+
+def _sweep_option(help: str, **limits):
+    return typer.Option(help=help, rich_help_panel=SWEEP_PANEL, **limits)
+
+
+@app.command()
+def sweep(
+    analysis: Annotated[str, typer.Argument(help="patch, eap or heads (interp.sweeps.ANALYSES)")],
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(help="model specs or checkpoint folders; several make a leading axis"),
+    ] = None,
+    task: Annotated[str | None, _task_option("shipped task (default induction)")] = None,
+    seeds: Annotated[
+        str | None, _task_option("comma-separated seeds, one prompt set each: 0,1,2,3")
+    ] = None,
+    n: NOpt = None,
+    metric: MetricOpt = None,
+    period: PeriodOpt = None,
+    hops: HopsOpt = None,
+    distractors: DistractorsOpt = None,
+    template: TemplateOpt = None,
+    site: Annotated[str | None, _sweep_option("patch: the site (default z)")] = None,
+    by: Annotated[str | None, _sweep_option("patch: comma-separated axes (layer,pos,head)")] = None,
+    direction: Annotated[str | None, _sweep_option("patch: denoise or noise")] = None,
+    normalize: Annotated[
+        bool | None, _sweep_option("patch: corrupted 0, clean 1 (default on: comparable shards)")
+    ] = None,
+    method: Annotated[str | None, _sweep_option("eap: EAP or EAP-IG")] = None,
+    ig_steps: Annotated[int | None, _sweep_option("eap: EAP-IG steps", min=1)] = None,
+    score: Annotated[str | None, _sweep_option("heads: " + ", ".join(HEAD_SCORES))] = None,
+    prompt: Annotated[str | None, _sweep_option("heads: the prompt detector:* reads")] = None,
+    model_axis: Annotated[str, typer.Option(help="name of the models' axis")] = "model",
+    workers: Annotated[int, typer.Option(min=1, help="shards in flight (local CPUs)")] = 2,
+    address: Annotated[
+        str, typer.Option(help="'local' (start Ray here), 'auto' or a Ray address")
+    ] = "local",
+    gpus: Annotated[float, typer.Option(min=0, help="GPUs per shard")] = 0,
+    retries: Annotated[int, typer.Option(min=0, help="reruns of a shard whose worker died")] = 3,
+    device: Annotated[str | None, typer.Option()] = None,
+    out: Annotated[
+        str | None, typer.Option(help="sweep folder; a rerun resumes it (default sweeps/NAME)")
+    ] = None,
+    runs: OutOpt = None,
+    top: TopOpt = 5,
+    rank: RankOpt = "magnitude",
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run an analysis over prompt sets (--seeds), checkpoints or models on a Ray cluster.
+
+    Finished shards are kept in the sweep folder: rerunning the same command resumes."""
+    from .sweeps import plan as sweep_plan
+    from .sweeps import sweep as run_sweep
+
+    given = dict(site=site, direction=direction, normalize=normalize, method=method)
+    given.update(ig_steps=ig_steps, score=score, prompt=prompt)
+    if by is not None:
+        given["by"] = [a.strip() for a in by.split(",")]
+    if analysis == "patch" and normalize is None:
+        given["normalize"] = True
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    targs = {"n": n, "metric": metric, "period": period, "hops": hops}
+    targs.update(distractors=distractors, template=template)
+    if any(v is not None for v in targs.values()) or task is not None or seeds is not None:
+        kwargs["task_args"] = _task_args(task or "induction", **targs)
+        kwargs["task"] = task or "induction"
+    elif analysis in ("patch", "eap"):
+        kwargs["task"] = "induction"
+    try:
+        seed_list = [int(s) for s in seeds.split(",")] if seeds is not None else None
+    except ValueError as err:
+        raise _fail(f"--seeds {seeds!r} is not accepted; give integers like 0,1,2,3") from err
+    p = sweep_plan(
+        analysis, models or [DEFAULT_MODEL], seeds=seed_list, model_axis=model_axis, **kwargs
+    )
+    folder = out or str(Path("sweeps") / f"{analysis}-{p.key}")
+    try:
+        result = run_sweep(
+            p, out=folder, address=address, workers=workers, device=device,
+            gpus_per_shard=gpus, max_retries=retries, progress=not quiet,
+        )  # fmt: skip
+    except ModuleNotFoundError as err:
+        raise _fail(str(err)) from err
+    info = result.provenance["sweep"]
+    typer.echo(
+        f"sweep folder {folder}: {len(info['computed'])} shards computed, "
+        f"{len(info['reused'])} reused",
+        err=True,
+    )
+    _finish(result, f"sweep-{analysis}", runs, as_json, top, rank)
 
 
 @app.command("path-patch")
@@ -831,22 +967,85 @@ def serve_app(
     ] = True,
 ) -> None:
     """Browse circuits in the web app: head atlas, attention, patching, emergence, circuits."""
+    import importlib
     import importlib.util
-    from pathlib import Path
 
-    launch_py = Path(__file__).resolve().parent.parent / "app" / "launch.py"
     if importlib.util.find_spec("streamlit") is None:
-        raise _fail("the app needs streamlit: pip install -e '.[app]'")
-    if not launch_py.exists():
+        raise _fail("the app needs streamlit: pip install 'interp[app]'")
+    try:  # the package interp_app: the repository's app/ folder, shipped in the wheel
+        launcher = importlib.import_module("interp_app.launch")
+    except ModuleNotFoundError as err:
+        if err.name not in ("interp_app", "interp_app.launch"):
+            raise
         raise _fail(
-            f"the app is part of the source tree and {launch_py} is missing; "
-            "install from a clone of the repository: pip install -e '.[app]'"
-        )
-    spec = importlib.util.spec_from_file_location("interp_app_launch", launch_py)
-    launcher = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(launcher)
+            "the app (package interp_app) is not installed; reinstall interp: "
+            "pip install 'interp[app]' (in a clone: pip install -e '.[app]')"
+        ) from err
     typer.echo(f"interp app: http://{host}:{port} on {model} (Ctrl-C stops it)", err=True)
     raise typer.Exit(launcher.launch(model=model, host=host, port=port, headless=headless))
+
+
+@app.command("serve")
+def serve_command(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[MODEL]...", help=f"models to load once and share (default {DEFAULT_MODEL})"
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="address to bind; the default keeps it on this machine (SSH tunnel)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free one)")] = 8765,
+    token_file: Annotated[
+        str | None,
+        typer.Option(
+            help="file whose first line is the token; default $INTERP_TOKEN, else a random one"
+        ),
+    ] = None,
+    certfile: Annotated[str | None, typer.Option(help="PEM certificate: serve HTTPS")] = None,
+    keyfile: Annotated[str | None, typer.Option(help="PEM private key of --certfile")] = None,
+    max_passes: Annotated[
+        float | None,
+        typer.Option(
+            min=1, help="refuse (HTTP 413) requests estimated above this many forward passes"
+        ),
+    ] = None,
+    max_prompts: Annotated[
+        int | None, typer.Option(min=1, help="refuse (HTTP 413) requests with more prompt pairs")
+    ] = None,
+    device: Annotated[str | None, typer.Option()] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no access log on stderr")] = False,
+) -> None:
+    """Serve analyses to clients (interp patch --remote, interp.serve.Client) from this machine."""
+    from .serve import Limits, Server, read_token
+
+    names = models or [DEFAULT_MODEL]
+    if len(set(names)) != len(names):
+        raise _fail(f"models {names} name one model twice; give each once")
+    if (certfile is None) != (keyfile is None):
+        raise _fail("--certfile and --keyfile go together: give both for HTTPS, or neither")
+    token = read_token(token_file)
+    loaded = {name: _load(name, device) for name in names}
+    server = Server(
+        loaded, host=host, port=port, token=token, certfile=certfile, keyfile=keyfile,
+        limits=Limits(max_passes, max_prompts), quiet=quiet,
+    )  # fmt: skip
+    if token is None:  # shown once, on stdout, as the line a client's shell takes
+        print(f"INTERP_TOKEN={server.token}", flush=True)
+    typer.echo(f"interp serve: {server.url} serving {', '.join(names)} (Ctrl-C stops it)", err=True)
+    if not server.tls and host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"warning: plain HTTP on {host}: the token travels in clear; give --certfile and "
+            "--keyfile, or keep the default host and tunnel over SSH",
+            err=True,
+        )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 train_app = _Typer(help="Train dictionaries (transcoders).", no_args_is_help=True)
@@ -864,8 +1063,7 @@ def train_transcoder(
 ) -> None:
     """Train transcoders for a model's MLPs (seeded), sae-lens format: every MLP of an organism
     (minutes on a CPU), or chosen MLPs of SmolLM2 on English text (about 10 min a layer)."""
-    from .dictionaries import train_natural, train_shipped
-    from .dictionaries._recipes import NATURAL_LAYERS, RECIPES
+    from .dictionaries import NATURAL_LAYERS, RECIPES, train_natural, train_shipped
 
     if name not in RECIPES:
         raise _fail(f"no transcoder recipe for {name!r}; recipes: {', '.join(RECIPES)}")
@@ -950,19 +1148,24 @@ app.add_typer(circuits_app, name="circuits")
 @circuits_app.command("list")
 def circuits_list(as_json: JsonOpt = False) -> None:
     """List the catalogue: each circuit's model, task, size and faithfulness."""
+    from .artifacts import ArtifactError
     from .catalogue import entries
 
+    try:
+        found = entries()
+    except (FileNotFoundError, ArtifactError) as err:
+        raise _fail(str(err)) from err
     rows = [
         {
             "name": e.name,
             "model": e.model,
-            "task": e.info["task"]["name"],
-            "edges": e.info["edges"],
-            "faithfulness": e.faithfulness,
+            "task": e.task_spec.name,
+            "edges": e.edges,
+            "faithfulness": e.faithfulness.as_dict(),
             "faithful": e.faithful,
             "verdict": e.verdict,
         }
-        for e in entries()
+        for e in found
     ]
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
@@ -970,9 +1173,8 @@ def circuits_list(as_json: JsonOpt = False) -> None:
     for r in rows:
         f = " ".join(f"{k} {v:.2f}" for k, v in r["faithfulness"].items())
         flag = "" if r["faithful"] else "  NOT FAITHFUL"
-        typer.echo(
-            f"{r['name']:36s} {r['model']:16s} {r['task']:18s} {r['edges']:4d} edges  {f}{flag}"
-        )
+        edges = "?" if r["edges"] is None else r["edges"]
+        typer.echo(f"{r['name']:36s} {r['model']:16s} {r['task']:18s} {edges:>4} edges  {f}{flag}")
 
 
 @circuits_app.command("check")
@@ -981,15 +1183,18 @@ def circuits_check(
     device: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Re-measure an entry's faithfulness from its stored graph and compare."""
+    from .artifacts import ArtifactError
     from .catalogue import load_entry, recheck
 
     try:
         entry = load_entry(name)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ArtifactError) as err:
         raise _fail(str(err)) from err
     measured = recheck(entry, device=device)
     for how, value in measured.items():
-        typer.echo(f"{how:9s} stated {entry.faithfulness[how]:.4f}  measured {value:.4f}")
+        stated = entry.faithfulness.as_dict().get(how)
+        shown = "   -  " if stated is None else f"{stated:.4f}"
+        typer.echo(f"{how:9s} stated {shown}  measured {value:.4f}")
 
 
 @circuits_app.command("build")
@@ -1006,7 +1211,7 @@ def circuits_build(
         entry = build(name, device=device)
     except NotImplementedError as err:
         raise _fail(str(err)) from err
-    typer.echo(json.dumps(entry.info["faithfulness"]))
+    typer.echo(json.dumps(entry.faithfulness.as_dict()))
 
 
 runs_app = _Typer(help="Stored runs.", no_args_is_help=True)

@@ -109,7 +109,7 @@ def token_stream(tokenizer, split: str = "train") -> Tensor:
     The cache (``$INTERP_CACHE/corpus``) is keyed by the tokenizer's vocabulary, so two
     tokenizers never share one; it holds a plain tensor, loaded with ``weights_only``.
     """
-    from .organisms._train import cache_dir
+    from .organisms import cache_dir
 
     _check_split(split)
     path = cache_dir() / "corpus" / f"austen-{split}-{_tokenizer_key(tokenizer)}.pt"

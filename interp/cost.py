@@ -118,7 +118,7 @@ def discovery_estimate(model, batch, method: str, ig_steps: int = 5, steps: int 
 
     ACDC tries each edge once at most, one ablated pass each: an upper bound.
     """
-    from .discovery._edges import edge_space
+    from .discovery import edge_space
 
     space = edge_space(model)
     ablated = max(1.0, ABLATED_PER_RECEIVER * space.receivers_per_layer)

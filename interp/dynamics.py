@@ -256,8 +256,7 @@ def head_importance(model, task: Task | TaskBatch, how: str = "mean") -> Result:
 
 
 def _eap_head_importance(model, batch: TaskBatch, method: str) -> torch.Tensor:
-    from .discovery import edge_scores
-    from .discovery._edges import edge_space
+    from .discovery import edge_scores, edge_space
 
     scores = edge_scores(model, batch, method=method).values.nan_to_num(0.0)
     space = edge_space(model)

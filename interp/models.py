@@ -29,6 +29,9 @@ from typing import Any
 import torch
 
 from . import _architectures
+from ._architectures import FAMILIES as FAMILIES
+from ._offload import offloaded as offloaded
+from ._offload import onloaded as onloaded
 from .artifacts import check_safetensors
 from .organisms import ORGANISMS
 
@@ -272,7 +275,7 @@ def load_model(
         )
     if "@" in text and revision is None:
         text, revision = text.rsplit("@", 1)
-    hub_id = _official_name(text)
+    hub_id = official_name(text)
     if hub_id is not None:
         folder = _hub_snapshot(hub_id, text, revision)
         return _from_folder(folder, text, device, dtype, backend, process_weights, placement)
@@ -294,7 +297,9 @@ def _forms() -> str:
     return ACCEPTED_FORMS.format(organisms=", ".join(ORGANISMS))
 
 
-def _official_name(name: str) -> str | None:
+def official_name(name: str) -> str | None:
+    """The Hugging Face repository of a TransformerLens model name or alias (``gpt2`` ->
+    ``openai-community/gpt2``), or None for a name TransformerLens does not know."""
     from transformer_lens.supported_models import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
 
     if name in OFFICIAL_MODEL_NAMES:

@@ -171,6 +171,7 @@ def path_patch_sweep(
         provenance={
             "model": provenance(model),
             "task": batch.task.name,
+            "metric": batch.metric,
             "method": "path_patch_sweep",
             "receivers": recv if recv == "logits" else [list(r) for r in recv],
             "sender_positions": _recorded(sender_positions),

@@ -27,11 +27,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from . import _checks
+from . import _checks, organisms
 from .hooks import locked
 from .metrics import BUILTIN, METRICS, Metric, MetricFn, metric_name, read_positions
 from .metrics import prob_diff as prob_diff
-from .organisms import _data
 
 Prompts = Sequence[str] | Tensor
 Answers = Sequence[str | int | Sequence[str | int]] | Tensor
@@ -522,10 +521,10 @@ def variable_tracking_task(
     rng = random.Random(seed)
     clean, corrupted, answers, wrong = [], [], [], []
     for _ in range(n):
-        value, other = rng.sample(_data.DIGITS, 2)
+        value, other = rng.sample(organisms.DIGITS, 2)
         seed_i = rng.random()
         pair = [
-            _data.variable_chain(
+            organisms.variable_chain(
                 random.Random(seed_i), hops, distractors, value=v, avoid=(value, other)
             )
             for v in (value, other)

@@ -18,9 +18,9 @@ from tiny_models import (
 )
 
 from interp import ModelSpecError, Task, attribution_patch, forward, load_model, patch_sweep
-from interp._architectures import FAMILIES
 from interp.heads import previous_token_scores
 from interp.hooks import hook_name, run_with_cache
+from interp.models import FAMILIES
 from interp.patching import site_heads
 
 READABLE = [f for f, family in FAMILIES.items() if family.gguf_readable]

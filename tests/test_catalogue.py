@@ -23,7 +23,7 @@ def test_the_catalogue_holds_the_required_circuits():
     for e in ENTRIES:
         assert set(e.faithfulness) == {"zero", "mean", "resample"}
         graph = e.graph()
-        assert isinstance(graph, CircuitGraph) and graph.n_edges == e.info["edges"]
+        assert isinstance(graph, CircuitGraph) and graph.n_edges == e.edges
         assert any(n.kind == "logit" for n in graph.nodes)
         viewer = json.loads((e.folder / "graph" / "viewer.json").read_text())
         assert len(viewer["links"]) == graph.n_edges
@@ -52,7 +52,7 @@ def test_known_circuit_content():
     pruned = load_entry("induction-2l-edge-pruning")
     k_edges = {(s.name, t.name) for s, t, w, m in pruned.graph().edges() if m.endswith(":k")}
     assert {("L0H3", f"L1H{h}") for h in range(4)} & k_edges  # the same K-composition, learned
-    assert pruned.faithful and pruned.info["edges"] <= 32
+    assert pruned.faithful and pruned.edges <= 32
     tracking = load_entry("variable-tracking-reasoning-tuned")
     assert "head.3.2" in tracking.graph() and tracking.faithfulness["resample"] > 0.9
 
@@ -71,7 +71,7 @@ def test_the_feature_level_induction_recipe_is_not_faithful_so_it_is_not_catalog
 def test_build_writes_a_complete_entry_and_bad_names_fail(tmp_path):
     entry = build("variable-tracking-reasoning-tuned", root=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["variable-tracking-reasoning-tuned"]
-    assert load_entry(entry.name, tmp_path).info["task"]["name"] == "variable-tracking"
+    assert load_entry(entry.name, tmp_path).task_spec.name == "variable-tracking"
     with pytest.raises(ValueError, match="recipes:"):
         build("nope", root=tmp_path)
     with pytest.raises(FileNotFoundError, match="entries:"):
@@ -103,8 +103,8 @@ def test_entries_carry_no_machine_paths_and_state_only_their_methods_settings():
     for e in entries():
         text = (e.folder / "entry.json").read_text()
         assert '"/' not in text and "site-packages" not in text, e.name
-        if e.info["method"]["name"] != "EAP-IG":
-            assert "ig_steps" not in e.info["method"], e.name
+        if e.method.name != "EAP-IG":
+            assert "ig_steps" not in e.method.settings, e.name
     package = Path(interp.__file__).resolve().parent
     prov = {"spec": "x", "source": str(package / "organisms" / "weights" / "induction-2l")}
     assert portable(prov)["source"] == "interp/organisms/weights/induction-2l"

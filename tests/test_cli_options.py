@@ -50,7 +50,7 @@ def test_numbers_keep_their_type_and_range_in_help():
 
 
 def _organism_entries():
-    return [e for e in entries() if e.model in ORGANISMS and e.info.get("level") == "heads"]
+    return [e for e in entries() if e.model in ORGANISMS and e.level == "heads"]
 
 
 @pytest.mark.parametrize("entry", _organism_entries(), ids=lambda e: e.name)
@@ -67,12 +67,12 @@ def test_the_cli_rebuilds_a_catalogue_entrys_task(entry, monkeypatch, tmp_path):
         return built[-1][0]
 
     monkeypatch.setattr(interp.tasks, "make_task", spy)
-    spec = entry.info["task"]
-    settings = {**spec["args"], "metric": spec["metric"]}
+    spec = entry.task_spec
+    settings = {**spec.args, "metric": spec.metric}
     argv = [f for k, v in settings.items() for f in (f"--{k}", str(v))]
     out = runner.invoke(
         app,
-        ["patch", entry.model, "--task", spec["name"], *argv, "--site", "resid_pre",
+        ["patch", entry.model, "--task", spec.name, *argv, "--site", "resid_pre",
          "--by", "layer", "--quiet", "--json", "--out", str(tmp_path)],
     )  # fmt: skip
     assert out.exit_code == 0, out.output
@@ -80,11 +80,11 @@ def test_the_cli_rebuilds_a_catalogue_entrys_task(entry, monkeypatch, tmp_path):
     model = load_model(entry.model, device="cpu")
     stored = entry.task(model).tokens(model)
     rebuilt = task.tokens(used)
-    assert rebuilt.clean.shape[0] == spec["args"]["n"]
+    assert rebuilt.clean.shape[0] == spec.args["n"]
     assert rebuilt.clean.tolist() == stored.clean.tolist()
     assert rebuilt.corrupted.tolist() == stored.corrupted.tolist()
     assert rebuilt.answers.tolist() == stored.answers.tolist()
-    assert model.to_string(rebuilt.clean[0]) == entry.info["example"]["clean"]
+    assert model.to_string(rebuilt.clean[0]) == entry.example.clean
 
 
 def test_long_commands_estimate_and_show_progress_on_stderr_only(tmp_path):

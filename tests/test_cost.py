@@ -34,7 +34,7 @@ def test_path_patch_counts_one_run_per_sender_into_logits_two_into_heads(inducti
 
 
 def test_discovery_counts_gradient_and_ablated_passes(induction_model, batch):
-    from interp.discovery._edges import edge_space
+    from interp.discovery import edge_space
 
     space = edge_space(induction_model)
     ablated = max(1.0, ABLATED_PER_RECEIVER * space.receivers_per_layer)

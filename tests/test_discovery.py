@@ -16,9 +16,18 @@ from tiny_models import LLAMA_LIKE, tiny_llama_folder
 from tiny_models import tiny_model as _tiny_model
 from transformer_lens import HookedTransformer
 
-from interp.discovery import acdc, eap, edge_scores, extract, faithfulness, to_graph
-from interp.discovery._edges import edge_space, sender_hooks, sender_outputs
-from interp.discovery._faithfulness import ablated_metric
+from interp.discovery import (
+    ablated_metric,
+    acdc,
+    eap,
+    edge_scores,
+    edge_space,
+    extract,
+    faithfulness,
+    sender_hooks,
+    sender_outputs,
+    to_graph,
+)
 from interp.graph import CircuitGraph, Node
 from interp.hooks import ablating, hook_name, run_with_cache
 from interp.tasks import Task, induction_task, variable_tracking_task
@@ -498,7 +507,7 @@ def test_gqa_graph_draws_shared_edges_per_query_head_and_extract_counts_them_onc
     kv = scores.values[_index(scores, "L0H2", "L1G0.k")]
     assert weights[("L0H2", "L1H0", "EAP:k")] == weights[("L0H2", "L1H1", "EAP:k")] == kv
     assert ("L0H2", "L1H2", "EAP:k") in weights  # group 1's own key edge, another weight
-    from interp.discovery._graph import graph_edges_to_mask
+    from interp.discovery import graph_edges_to_mask
 
     assert torch.equal(graph_edges_to_mask(space, graph), space.reads())
     for top_n in (1, 5, 20):

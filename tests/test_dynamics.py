@@ -13,7 +13,7 @@ from interp.dynamics import (
     phase_change,
     random_head_sets,
 )
-from interp.organisms import ORGANISMS, _train, train
+from interp.organisms import ORGANISMS, held_out_text, train
 from interp.tasks import variable_tracking_task
 
 
@@ -26,12 +26,7 @@ def untrained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def text():
-    tok = _train.shared_tokenizer()
-    stream = _train.corpus_stream(tok)
-    gen = torch.Generator().manual_seed(0)
-    from interp.organisms._data import text_batch
-
-    return text_batch(stream[-len(stream) // 20 :], 8, 128, gen)  # the training length
+    return held_out_text(8, 128, seed=0)  # the training length
 
 
 def test_formation_finds_the_jump_from_untrained_to_trained(untrained, text, tmp_path):

@@ -16,18 +16,19 @@ from tiny_models import tiny_model as _tiny_model
 
 from interp.discovery import (
     FaithfulnessCurve,
+    ablated_metric,
     eap,
     edge_pruning,
     edge_pruning_scores,
     edge_scores,
+    edge_space,
     extract,
     faithfulness,
     faithfulness_curve,
+    masked_answer_logits,
+    sender_reference,
     to_graph,
 )
-from interp.discovery._edge_mask import masked_answer_logits, sender_reference
-from interp.discovery._edges import edge_space
-from interp.discovery._faithfulness import ablated_metric
 from interp.graph import CircuitGraph
 from interp.tasks import Task, induction_task, variable_tracking_task
 

@@ -130,3 +130,30 @@ def test_a_short_context_model_gets_a_probe_that_fits():
         repeated_random_tokens(model, period=50)
     with pytest.raises(ValueError, match="longer than the model's context of 16"):
         induction_scores(model, torch.zeros(1, 20, dtype=torch.long))
+
+
+def test_repeated_token_loss_by_position_lines_up_with_the_tokens(induction_model):
+    """Entry j of each copy is the loss of predicting that copy's token j + 2, read against a
+    forward pass here; without BOS the same copies give the same losses."""
+    from interp.heads import (
+        repeated_random_tokens,
+        repeated_token_loss,
+        repeated_token_loss_by_position,
+    )
+
+    period = 12
+    tokens = repeated_random_tokens(induction_model, n=4, period=period, seed=3)
+    first, second = repeated_token_loss_by_position(induction_model, tokens, period)
+    assert first.shape == second.shape == (period - 1,)
+    logits = induction_model(tokens).float()
+    logp = logits.log_softmax(-1)
+    nll = -logp[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]  # nll[:, i] predicts token i + 1
+    # tokens: BOS, r_1..r_period, r_1..r_period; the first copy predicts r_2..r_period
+    torch.testing.assert_close(first, nll[:, 1:period].mean(0), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        second, nll[:, period + 1 : 2 * period].mean(0), atol=1e-4, rtol=1e-4
+    )
+    assert second.mean() < 0.2 * first.mean()  # induction: the second copy is looked up
+    mean_first, mean_second = repeated_token_loss(induction_model, tokens, period)
+    assert mean_first == pytest.approx(first.mean().item(), rel=1e-5)
+    assert mean_second == pytest.approx(second.mean().item(), rel=1e-5)

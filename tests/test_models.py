@@ -88,9 +88,9 @@ def test_local_folder_loads(tmp_path):
 def test_hub_name_loads_from_the_local_cache_without_network(tmp_path, fake_hub):
     # stand-in weights under the hub id of gpt2: the hub path resolves the name, finds the
     # snapshot in the cache and loads it, with HF_HUB_OFFLINE set by conftest
-    from interp.models import _official_name
+    from interp.models import official_name
 
-    snap = fake_hub(_official_name("gpt2"), {"main": ORGANISMS["induction-2l"].path})["main"]
+    snap = fake_hub(official_name("gpt2"), {"main": ORGANISMS["induction-2l"].path})["main"]
     model = load_model("gpt2", device="cpu")
     assert model.cfg.interp_provenance["source"] == str(snap)
     assert model.cfg.n_layers == json.loads((snap / "config.json").read_text())["num_hidden_layers"]

@@ -6,8 +6,8 @@ import torch
 from tiny_models import tiny_llama_folder
 
 from interp import ModelSpecError, load_model, patch_sweep
-from interp._offload import offloaded, onloaded
 from interp.heads import HEAD_SCORES, score_heads
+from interp.models import offloaded, onloaded
 from interp.tasks import induction_task
 
 pytestmark = pytest.mark.tl4

@@ -7,7 +7,7 @@ from transformers import AutoModelForCausalLM
 
 from interp import ORGANISMS, load_model
 from interp.heads import induction_scores, previous_token_scores, repeated_token_loss
-from interp.organisms import _train, train
+from interp.organisms import chain_accuracy, train
 
 
 def test_weights_are_small_enough_to_ship():
@@ -48,9 +48,7 @@ def test_reasoning_tuned_tracks_variables_far_better_than_base():
     for name in ("reasoning-base", "reasoning-tuned"):
         path = ORGANISMS[name].path
         model = AutoModelForCausalLM.from_pretrained(path)
-        acc[name] = _train.chain_accuracy(
-            model, AutoTokenizer.from_pretrained(path), n=300, seed=4242
-        )
+        acc[name] = chain_accuracy(model, AutoTokenizer.from_pretrained(path), n=300, seed=4242)
     assert acc["reasoning-tuned"]["accuracy"] >= acc["reasoning-base"]["accuracy"] + 0.5
     assert min(acc["reasoning-tuned"]["by_hops"].values()) >= 0.8  # every chain length, held out
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from interp.dictionaries import (
+    NATURAL_LAYERS,
     corpus_tokens,
     feature_logit_effects,
     feature_page,
@@ -21,7 +22,6 @@ from interp.dictionaries import (
     train_shipped,
     transcoder_hooks,
 )
-from interp.dictionaries._recipes import NATURAL_LAYERS
 from interp.hooks import run_with_cache
 
 SHIPPED = NATURAL_LAYERS["smollm2-135m"]
@@ -103,7 +103,7 @@ def test_shipped_smollm2_transcoders_load_small_in_sae_lens_format():
         assert isinstance(tc, Transcoder)
         assert tc.cfg.metadata.hook_name == f"blocks.{layer}.ln2.hook_normalized"
         assert tuple(tc.W_enc.shape) == (576, 1024)
-    from interp.dictionaries._recipes import shipped_dir
+    from interp.dictionaries import shipped_dir
 
     size = sum(f.stat().st_size for f in shipped_dir("smollm2-135m").rglob("*") if f.is_file())
     assert size < 15 * 2**20

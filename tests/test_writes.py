@@ -26,9 +26,9 @@ from interp.artifacts import (
     read_json,
     recover,
 )
-from interp.catalogue import _write_entry, load_entry
+from interp.catalogue import load_entry, write_entry
 from interp.graph import CircuitGraph, Node
-from interp.organisms import _train
+from interp.organisms import corpus_stream, save_folder
 from interp.result import Result
 from interp.store import list_runs, load_run, save_run, scan_runs
 
@@ -65,6 +65,18 @@ class _FakeTokenizer(_FakeModel):
         (Path(folder) / "tokenizer.json").write_text(json.dumps({"version": self.v}))
 
 
+def toy_entry(v: str) -> dict:
+    """The least a catalogue entry holds (write_entry refuses less), marked with version ``v``."""
+    return {
+        "name": "toy",
+        "model": "toy",
+        "task": {"name": "toy"},
+        "method": {"name": "hand"},
+        "faithfulness": {"resample": 1.0},
+        "version": v,
+    }
+
+
 def write(kind: str, root: Path, v: str):
     """Save version ``v`` of a ``kind`` artifact under ``root``."""
     if kind == "result":
@@ -74,9 +86,9 @@ def write(kind: str, root: Path, v: str):
     elif kind == "graph_json":
         graph_of(v).save_json(root / "viewer.json")
     elif kind == "entry":
-        _write_entry("toy", {"name": "toy", "version": v}, graph_of(v), root)
+        write_entry("toy", toy_entry(v), graph_of(v), root)
     elif kind == "organism":
-        _train.save_folder(_FakeModel(v), _FakeTokenizer(v), root / "org", f"# {v}\n", {"v": v})
+        save_folder(_FakeModel(v), _FakeTokenizer(v), root / "org", f"# {v}\n", {"v": v})
     elif kind == "run":
         save_run(result_of(v), f"sweep-{v}", root, plot=False)
     else:
@@ -415,10 +427,11 @@ def test_activation_store_refuses_a_manifest_pointing_outside(file, tmp_path):
 def test_corpus_cache_loads_with_weights_only(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
     stream = torch.arange(50, dtype=torch.int32)
-    monkeypatch.setattr(_train._data, "encode_corpus", lambda tok, text: stream)
-    monkeypatch.setattr(_train._data, "stdlib_text", lambda: "")
-    assert torch.equal(_train.corpus_stream(None), stream)  # written
-    assert torch.equal(_train.corpus_stream(None), stream)  # read back, weights_only
+    # no corpus to tokenise: the organisms' data module yields the stream directly
+    monkeypatch.setattr("interp.organisms._data.encode_corpus", lambda tok, text: stream)
+    monkeypatch.setattr("interp.organisms._data.stdlib_text", lambda: "")
+    assert torch.equal(corpus_stream(None), stream)  # written
+    assert torch.equal(corpus_stream(None), stream)  # read back, weights_only
     path = next((tmp_path / "corpus").iterdir())
 
     class Payload:
@@ -427,4 +440,4 @@ def test_corpus_cache_loads_with_weights_only(tmp_path, monkeypatch):
 
     torch.save(Payload(), path)
     with pytest.raises(Exception, match="[Ww]eights only"):
-        _train.corpus_stream(None)
+        corpus_stream(None)

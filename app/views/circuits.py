@@ -16,9 +16,14 @@ why = R.missing("interp.catalogue") or R.missing("interp.graph")
 if why:
     st.info(f"The circuit catalogue cannot be read: {why}.")
     st.stop()
-from interp.graph import graph_file  # noqa: E402  (after the check that it imports)
+from interp.artifacts import ArtifactError  # noqa: E402  (after the check that it imports)
+from interp.graph import graph_file  # noqa: E402
 
-entries = R.catalogue()
+try:
+    entries = R.catalogue()
+except ArtifactError as err:  # a malformed entry.json: the message names the file and field
+    st.error(f"The circuit catalogue cannot be read: {err}")
+    st.stop()
 if not entries:
     st.info(
         "The catalogue (`circuits/`) has no entries yet. Build one with "
@@ -40,39 +45,45 @@ st.selectbox(
     bind=state.URL,
 )
 entry = entries[names.index(ss["circuit"])]
-info = entry.info
-st.subheader(info.get("title", entry.name))
+st.subheader(entry.title)
 if entry.faithful:
     st.success(entry.verdict.capitalize() + ".")
 else:
     st.warning(entry.verdict + ".")
-method = info.get("method", {})
-task = info.get("task", {})
-settings = ", ".join(f"{k}={v}" for k, v in method.items() if k != "name")
+task, method = entry.task_spec, entry.method
+settings = ", ".join(f"{k}={v}" for k, v in method.settings.items())
+task_args = ", ".join(f"{k}={v}" for k, v in task.args.items())
+metric = f"metric `{task.metric}`" if task.metric else "metric: the target logit"
 st.markdown(
-    f"Model **{info.get('model')}**, task **{task.get('name')}** "
-    f"({', '.join(f'{k}={v}' for k, v in task.get('args', {}).items())}; metric "
-    f"`{task.get('metric')}`), found by **{method.get('name')}**"
+    f"Model **{entry.model}**, task **{task.name}** "
+    f"({task_args + '; ' if task_args else ''}{metric}), found by **{method.name}**"
     + (f" ({settings})." if settings else ".")
 )
-if info.get("notes"):
-    st.caption(info["notes"])
-faith = info.get("faithfulness", {})
+if entry.notes:
+    st.caption(entry.notes)
+faith = entry.faithfulness.as_dict()
 if faith:
     cols = st.columns(len(faith) + 2)
     for col, (how, value) in zip(cols, faith.items()):
         col.metric(f"Faithful, {how} abl.", f"{value:.3f}", help=f"{how} ablation")
-    if "clean_metric" in info:
-        cols[-2].metric("Clean metric", f"{info['clean_metric']:.3f}")
-        cols[-1].metric("Corrupted metric", f"{info.get('corrupted_metric', float('nan')):.3f}")
+    for col, label, value in (
+        (cols[-2], "Clean metric", entry.clean_metric),
+        (cols[-1], "Corrupted metric", entry.corrupted_metric),
+    ):
+        if value is not None:
+            col.metric(label, f"{value:.3f}")
     st.caption(
         "Faithfulness: the task metric with every edge outside the circuit ablated, as a share "
         "of the full model's (1 = the circuit alone does the task)."
     )
-if example := info.get("example"):
+if entry.heads:
+    with st.expander(f"The {len(entry.heads)} heads kept, by effect when patched alone"):
+        st.dataframe([{"head": h.head, "effect": h.effect} for h in entry.heads], hide_index=True)
+if example := entry.example:
     with st.expander("Example prompt pair"):
-        st.code(f"clean:     {example.get('clean')!r}\ncorrupted: {example.get('corrupted')!r}")
-        st.write(f"answer: {example.get('answer')!r}")
+        st.code(f"clean:     {example.clean!r}\ncorrupted: {example.corrupted!r}")
+        if example.answer is not None:
+            st.write(f"answer: {example.answer!r}")
 
 try:
     graph = R.circuit(entry.name, graph_file(entry.folder / "graph").stat().st_mtime)
@@ -82,8 +93,8 @@ except Exception as err:
 graph_view.show_graph(
     graph,
     key="circuit",
-    title=info.get("title", entry.name),
+    title=entry.title,
     file_stem=entry.name,
-    model_spec=info.get("model"),
+    model_spec=entry.model,
     save=lambda g: R.save_circuit(entry.name, g),
 )

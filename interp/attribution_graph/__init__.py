@@ -3,7 +3,9 @@
 ``attribution_graph(model, transcoders, prompt)`` explains a next-token prediction as a graph of
 direct, linear effects between tokens, transcoder features, error nodes and logits, in the
 local replacement model (MLPs replaced by transcoders plus errors, attention patterns and norm
-scales frozen); ``intervene`` clamps or scales features and returns the new logits.
+scales frozen); ``intervene`` clamps or scales features and returns the new logits. Wherever
+per-layer transcoders go, a ``CrossLayerTranscoder`` may go instead; ``graph_scores`` gives a
+graph's replacement and completeness scores (circuit-tracer's), to compare the two.
 """
 
 from ._core import attribution_graph as attribution_graph
@@ -14,5 +16,13 @@ from ._faithfulness import FEATURE_ABLATIONS as FEATURE_ABLATIONS
 from ._faithfulness import circuit_logits as circuit_logits
 from ._faithfulness import feature_faithfulness as feature_faithfulness
 from ._intervene import intervene as intervene
+from ._scores import graph_scores as graph_scores
 
-__all__ = ["attribution_graph", "intervene", "prepare", "prompt_tokens", "salient_logits"]
+__all__ = [
+    "attribution_graph",
+    "graph_scores",
+    "intervene",
+    "prepare",
+    "prompt_tokens",
+    "salient_logits",
+]

@@ -10,19 +10,19 @@ layout; the linear engine (``_linear.py``) is faster where it applies.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
 from ..hooks import hook_name, scoped_hooks
-from ._core import Prepared, _in_hook
+from ._core import Prepared
+from ._replacement import Replacement
 
 
 class AutogradBackward:
     """One batched forward of the frozen model; ``rows(...)`` gives direct effects by backward."""
 
-    def __init__(self, model, prep: Prepared, transcoders: Mapping[int, object], batch: int):
+    def __init__(self, model, prep: Prepared, rep: Replacement, batch: int):
         self.model, self.prep, self.batch = model, prep, batch
         n_layers = int(model.cfg.n_layers)
         self.n_layers = n_layers
@@ -49,7 +49,7 @@ class AutogradBackward:
         def mlp_leaf(act, hook, layer):
             leaf = act.detach().requires_grad_(True)
             self.leaves[layer] = leaf
-            tc = transcoders.get(layer)
+            tc = rep.views.get(layer)
             skip = getattr(tc, "W_skip", None) if tc is not None else None
             if skip is not None:  # a skip transcoder's linear path stays differentiable
                 x = self.norm_in[layer].to(skip.dtype)
@@ -59,9 +59,9 @@ class AutogradBackward:
 
         hooks = [(n, detach) for n in detach_names] + [("hook_embed", embed_leaf)]
         for layer in range(n_layers):
-            if layer in transcoders:
+            if layer in rep.views:
                 hooks.append(
-                    (_in_hook(model, layer), lambda a, hook, layer=layer: keep_in(a, hook, layer))
+                    (rep.in_hook(layer), lambda a, hook, layer=layer: keep_in(a, hook, layer))
                 )
             hooks.append(
                 (

@@ -43,18 +43,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from .. import _checks
-from ..dictionaries._evaluate import check_transcoders
+from ..dictionaries import CrossLayerTranscoder
 from ..graph import CircuitGraph
 from ..hooks import check_hook, hook_name, locked, run_with_cache
 from ._graph import _assemble, _decode, _partial_influence
 from ._linear import LinearBackward, supports
+from ._replacement import as_replacement
 
 
 @dataclass
@@ -73,6 +74,9 @@ class Prepared:
     error_mask: Tensor  # [n_layers, pos] bool: which error nodes exist
     token_vecs: Tensor  # [pos, d_model]
     groups: list[tuple[int, int, int, int]]  # (layer, pos, start, end) runs of features
+    # a cross-layer transcoder's writes to later MLPs: cross[k - 1][i] = activation *
+    # W_dec[layer][f, k] for the first features (those with layer + k < n_layers); [] otherwise
+    cross: list[Tensor] = field(default_factory=list)
 
 
 @locked
@@ -105,37 +109,42 @@ def _in_hook(model, layer: int) -> str:
 
 
 @torch.no_grad()
-def prepare(
-    model, transcoders: Mapping[int, object], tokens: Tensor, skip_first_position: bool = True
-) -> Prepared:
-    """The clean forward pass: active features, scaled decoder rows, error vectors."""
+def prepare(model, transcoders, tokens: Tensor, skip_first_position: bool = True) -> Prepared:
+    """The clean forward pass: active features, scaled decoder rows, error vectors.
+
+    ``transcoders`` is ``{layer: transcoder}`` or a ``CrossLayerTranscoder``.
+    """
+    rep = as_replacement(model, transcoders)
     n_layers = int(model.cfg.n_layers)
     names = ["hook_embed"]
     for layer in range(n_layers):
         names += [hook_name(model, "mlp_out", layer)]
-        if layer in transcoders:
-            names.append(_in_hook(model, layer))
+        if layer in rep.views:
+            names.append(rep.in_hook(layer))
     logits, cache = run_with_cache(model, tokens[None], names)
     n_pos, d_model, dt = tokens.numel(), int(model.cfg.d_model), _dtype(model)
     errors = torch.zeros(n_layers, n_pos, d_model, device=tokens.device, dtype=dt)
     parts: list[tuple[Tensor, ...]] = []
     first = 1 if skip_first_position else 0
+    xs = {la: cache[rep.in_hook(la)][0].to(v.W_enc.dtype) for la, v in rep.views.items()}
+    all_acts = {la: v.encode(xs[la]) for la, v in rep.views.items()}
+    cross_parts: list[list[Tensor]] = [[] for _ in range(n_layers - 1)]
     for layer in range(n_layers):
         mlp_out = cache[hook_name(model, "mlp_out", layer)][0].to(dt)
-        tc = transcoders.get(layer)
+        tc = rep.views.get(layer)
         if tc is None:
             errors[layer] = mlp_out
             continue
-        x = cache[_in_hook(model, layer)][0].to(tc.W_enc.dtype)
-        acts = tc.encode(x).to(dt)
-        recon = acts @ tc.W_dec.to(dt) + tc.b_dec.to(dt)
-        skip = getattr(tc, "W_skip", None)
-        if skip is not None:
-            recon = recon + x.to(dt) @ skip.to(dt).T
+        recon = rep.decode(layer, all_acts, xs[layer]).to(dt)
         errors[layer] = mlp_out - recon
+        acts = all_acts[layer].to(dt).clone()
         acts[:first] = 0
         pos, feat = torch.nonzero(acts, as_tuple=True)
         a = acts[pos, feat]
+        if rep.clt is not None:  # writes to the later MLPs
+            w = rep.clt.W_dec[layer]
+            for k in range(1, n_layers - layer):
+                cross_parts[k - 1].append(a[:, None] * w[feat, k].to(dt))
         parts.append(
             (
                 torch.full_like(pos, layer),
@@ -163,6 +172,7 @@ def prepare(
             start = i
     return Prepared(
         groups=groups,
+        cross=[torch.cat(c) for c in cross_parts if c],
         tokens=tokens,
         logits=logits[0, -1].to(dt),
         feat_layer=cols[0],
@@ -197,6 +207,11 @@ def _rows(back, prep: Prepared, layers, positions, vectors) -> Tensor:
     # features are sorted by (layer, pos): one small matmul per block of features sharing both
     for layer, pos, start, end in prep.groups:
         feat[:, start:end] = g_mlp[layer, :, pos] @ prep.decoder[start:end].T
+        # a cross-layer transcoder's feature also writes to every later MLP
+        for k, cross in enumerate(prep.cross, start=1):
+            if start >= cross.shape[0]:
+                break
+            feat[:, start:end] += g_mlp[layer + k, :, pos] @ cross[start:end].T
     return torch.cat([tok, feat, err], dim=1)
 
 
@@ -208,7 +223,7 @@ def _check_fraction(name: str, value) -> None:
 @locked
 def attribution_graph(
     model,
-    transcoders: Mapping[int, object],
+    transcoders: Mapping[int, object] | CrossLayerTranscoder,
     prompt: str | Sequence[int] | Tensor,
     *,
     target_logits: Sequence[int | str] | Tensor | None = None,
@@ -231,7 +246,9 @@ def attribution_graph(
         model: a TransformerLens ``HookedTransformer``.
         transcoders: ``{layer: transcoder}`` (sae-lens ``Transcoder`` or anything with ``W_enc
             [d_model, d_sae]``, ``W_dec [d_sae, d_model]``, ``b_enc``, ``b_dec``, ``encode``);
-            an MLP with no transcoder is one error node per position.
+            an MLP with no transcoder is one error node per position. Or a
+            ``CrossLayerTranscoder``: then a feature's edges run through all its decoders (to
+            every later MLP), and each MLP's error is what the CLT misses of it.
         prompt: text (tokenised with the model's tokenizer, BOS per ``prepend_bos``) or ids.
         target_logits: token ids or strings for the logit nodes; default: the most probable
             tokens up to cumulative probability ``desired_logit_prob``, at most ``max_n_logits``.
@@ -258,7 +275,7 @@ def attribution_graph(
         g.prune(0.8, 0.98).plot()
     """
     t0 = time.perf_counter()
-    transcoders = check_transcoders(model, transcoders)
+    rep = as_replacement(model, transcoders)
     _check_fraction("node_threshold", node_threshold)
     _check_fraction("edge_threshold", edge_threshold)
     _check_fraction("desired_logit_prob", desired_logit_prob)
@@ -278,7 +295,7 @@ def attribution_graph(
         raise ValueError(f"max_n_logits must be a positive integer, got {max_n_logits!r}")
     if engine not in ("auto", "linear", "autograd"):
         raise ValueError(f"engine must be 'auto', 'linear' or 'autograd', got {engine!r}")
-    has_skip = any(getattr(tc, "W_skip", None) is not None for tc in transcoders.values())
+    has_skip = any(getattr(tc, "W_skip", None) is not None for tc in rep.views.values())
     linear_ok = supports(model) and not has_skip
     if engine == "linear" and not linear_ok:
         raise ValueError(
@@ -289,7 +306,7 @@ def attribution_graph(
     tokens = prompt_tokens(model, prompt, prepend_bos)
     n_layers, n_pos = int(model.cfg.n_layers), tokens.numel()
 
-    prep = prepare(model, transcoders, tokens, skip_first_position)
+    prep = prepare(model, rep, tokens, skip_first_position)
     logit_ids, logit_probs = _logit_targets(
         model, prep.logits, target_logits, max_n_logits, desired_logit_prob
     )
@@ -308,11 +325,11 @@ def attribution_graph(
 
     block = min(batch_size, max(n_logit, budget, 1))
     if use_linear:
-        back = LinearBackward(model, tokens, prep.decoder.dtype)
+        back = LinearBackward(model, tokens, prep.decoder.dtype, rep.raw_input_layers)
     else:
         from ._autograd import AutogradBackward
 
-        back = AutogradBackward(model, prep, transcoders, block)
+        back = AutogradBackward(model, prep, rep, block)
     src_parts, dst_parts, w_parts = [], [], []
 
     def keep(rows: Tensor, target_nodes: Tensor) -> None:
@@ -372,7 +389,7 @@ def attribution_graph(
     graph = _assemble(
         model,
         prep,
-        transcoders,
+        rep,
         tokens,
         logit_ids,
         probs_all,

@@ -20,24 +20,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..dictionaries._evaluate import check_transcoders
 from ..graph import CircuitGraph
-from ..hooks import hook_name, locked, run_with_cache, scoped_hooks
+from ..hooks import locked, run_with_cache, scoped_hooks
 from ..result import Result
-from ._core import _in_hook, prompt_tokens
+from ._core import prompt_tokens
 from ._graph import _model_name
-from ._intervene import _decode
+from ._replacement import as_replacement, cache_names, clean_errors, replacement_hooks
 
 FEATURE_ABLATIONS = ("zero", "mean", "resample")
 
 
 def _features(model, transcoders, tokens: Tensor) -> dict[int, Tensor]:
     """Each layer's feature activations ``[batch, pos, d_sae]`` on ``tokens``."""
-    names = [_in_hook(model, layer) for layer in transcoders]
-    _, cache = run_with_cache(model, tokens, names)
+    rep = as_replacement(model, transcoders)
+    _, cache = run_with_cache(model, tokens, [rep.in_hook(la) for la in rep.views])
     return {
-        layer: tc.encode(cache[_in_hook(model, layer)].to(tc.W_enc.dtype)).detach()
-        for layer, tc in transcoders.items()
+        la: v.encode(cache[rep.in_hook(la)].to(v.W_enc.dtype)).detach()
+        for la, v in rep.views.items()
     }
 
 
@@ -46,29 +45,17 @@ def circuit_logits(
     model, transcoders, tokens: Tensor, keep: dict[int, Tensor], reference: dict[int, Tensor]
 ) -> Tensor:
     """Logits at the last position with features outside ``keep`` (``[pos, d_sae]`` masks) held
-    at ``reference`` (broadcastable to ``[pos, d_sae]``), errors at their clean values."""
-    names = [_in_hook(model, la) for la in transcoders]
-    names += [hook_name(model, "mlp_out", la) for la in transcoders]
-    _, clean = run_with_cache(model, tokens[None], names)
-    errors = {
-        layer: clean[hook_name(model, "mlp_out", layer)]
-        - _decode(tc, tc.encode(clean[_in_hook(model, layer)]), clean[_in_hook(model, layer)])
-        for layer, tc in transcoders.items()
-    }
-    inputs: dict[int, Tensor] = {}
-    hooks = []
-    for layer, tc in transcoders.items():
+    at ``reference`` (broadcastable to ``[pos, d_sae]``), errors at their clean values.
 
-        def grab(act, hook, layer=layer):
-            inputs[layer] = act
+    ``transcoders`` is ``{layer: transcoder}`` or a ``CrossLayerTranscoder``."""
+    rep = as_replacement(model, transcoders)
+    _, clean = run_with_cache(model, tokens[None], cache_names(model, rep))
+    errors = clean_errors(model, rep, clean)
 
-        def replace(act, hook, layer=layer, tc=tc):
-            x = inputs.pop(layer).to(tc.W_enc.dtype)
-            f = torch.where(keep[layer][None], tc.encode(x), reference[layer])
-            return (_decode(tc, f, x) + errors[layer]).to(act.dtype)
+    def edit(layer: int, f: Tensor) -> Tensor:
+        return torch.where(keep[layer][None], f, reference[layer])
 
-        hooks += [(_in_hook(model, layer), grab), (hook_name(model, "mlp_out", layer), replace)]
-    with scoped_hooks(model, hooks), torch.no_grad():
+    with scoped_hooks(model, replacement_hooks(model, rep, errors, edit)), torch.no_grad():
         return model(tokens[None])[0, -1]
 
 
@@ -93,7 +80,8 @@ def feature_faithfulness(
     bad = [a for a in ablations if a not in FEATURE_ABLATIONS]
     if bad or not ablations:
         raise ValueError(f"ablations={ablations!r}: use some of {FEATURE_ABLATIONS}")
-    transcoders = check_transcoders(model, transcoders)
+    rep = as_replacement(model, transcoders)
+    transcoders = rep.views
     ids = graph.metadata.get("token_ids")
     if ids is None:
         raise ValueError("graph.metadata has no 'token_ids': pass a graph from attribution_graph")
@@ -141,7 +129,7 @@ def feature_faithfulness(
         elif how == "mean":
             if reference_tokens is None:
                 raise ValueError("mean ablation needs reference_tokens [batch, pos]")
-            acts = _features(model, transcoders, reference_tokens.to(model.cfg.device))
+            acts = _features(model, rep, reference_tokens.to(model.cfg.device))
             references[how] = {la: a.mean((0, 1))[None] for la, a in acts.items()}
         else:
             if corrupted is None:
@@ -154,17 +142,15 @@ def feature_faithfulness(
                 raise ValueError(
                     f"corrupted has {other.numel()} tokens but the graph's prompt has {n_pos}"
                 )
-            references[how] = {
-                la: a[0] for la, a in _features(model, transcoders, other[None]).items()
-            }
+            references[how] = {la: a[0] for la, a in _features(model, rep, other[None]).items()}
     full = metric(clean_logits)
     nothing = {la: torch.zeros_like(k) for la, k in keep.items()}
     for mask in nothing.values():
         mask[0] = True
     values, raw, empty = [], {}, {}
     for how in ablations:
-        raw[how] = metric(circuit_logits(model, transcoders, tokens, keep, references[how]))
-        empty[how] = metric(circuit_logits(model, transcoders, tokens, nothing, references[how]))
+        raw[how] = metric(circuit_logits(model, rep, tokens, keep, references[how]))
+        empty[how] = metric(circuit_logits(model, rep, tokens, nothing, references[how]))
         values.append((raw[how] - empty[how]) / (full - empty[how]))
     return Result(
         torch.tensor(values),

@@ -39,7 +39,7 @@ def _assemble(
         metadata={
             "model": _model_name(model),
             "method": METHOD,
-            "transcoders": {str(k): _tc_source(v) for k, v in transcoders.items()},
+            "transcoders": transcoders.source(),
             "n_layers": n_layers,
             "token_ids": [int(t) for t in tokens.tolist()],
         }
@@ -103,8 +103,3 @@ def _decode(model, tokens: Tensor) -> str:
 def _model_name(model) -> str:
     prov = getattr(model.cfg, "interp_provenance", None) or {}
     return str(prov.get("spec") or getattr(model.cfg, "model_name", "") or "model")
-
-
-def _tc_source(tc) -> str:
-    meta = getattr(getattr(tc, "cfg", None), "metadata", None)
-    return str(getattr(meta, "hook_name", "") or type(tc).__name__)

@@ -17,15 +17,16 @@ import torch
 from torch import Tensor
 
 from .. import _checks
-from ..dictionaries._evaluate import check_transcoders
-from ..hooks import hook_name, locked, run_with_cache, scoped_hooks
-from ._core import _in_hook, prompt_tokens
+from ..dictionaries import CrossLayerTranscoder
+from ..hooks import locked, run_with_cache, scoped_hooks
+from ._core import prompt_tokens
+from ._replacement import as_replacement, cache_names, clean_errors, replacement_hooks
 
 
 @locked
 def intervene(
     model,
-    transcoders: Mapping[int, object],
+    transcoders: Mapping[int, object] | CrossLayerTranscoder,
     prompt: str | Sequence[int] | Tensor,
     interventions: Mapping[tuple[int, int, int], float],
     *,
@@ -37,6 +38,8 @@ def intervene(
     """Logits ``[pos, d_vocab]`` of the replacement model with features clamped or scaled.
 
     Arguments:
+        transcoders: ``{layer: transcoder}`` or a ``CrossLayerTranscoder`` (whose features'
+            changes then reach every later MLP through their decoders).
         interventions: ``{(layer, pos, feature): value}``; ``how="set"`` clamps the feature's
             activation to ``value``, ``how="scale"`` multiplies it by ``value``.
         freeze_attention: hold attention patterns at their clean values.
@@ -48,7 +51,7 @@ def intervene(
     """
     if how not in ("set", "scale"):
         raise ValueError(f"how must be 'set' or 'scale', got {how!r}")
-    transcoders = check_transcoders(model, transcoders)
+    rep = as_replacement(model, transcoders)
     tokens = prompt_tokens(model, prompt, prepend_bos)
     n_pos = tokens.numel()
     per_layer: dict[int, list[tuple[int, int, float]]] = {}
@@ -56,11 +59,11 @@ def intervene(
         if not (isinstance(key, tuple) and len(key) == 3):
             raise ValueError(f"intervention keys are (layer, pos, feature) tuples, got {key!r}")
         layer, pos, feat = (int(k) for k in key)
-        if layer not in transcoders:
+        if layer not in rep.views:
             raise ValueError(
-                f"no transcoder for layer {layer} (have {sorted(transcoders)}): cannot intervene"
+                f"no transcoder for layer {layer} (have {sorted(rep.views)}): cannot intervene"
             )
-        d_sae = transcoders[layer].W_enc.shape[1]
+        d_sae = rep.views[layer].W_enc.shape[1]
         if not 0 <= pos < n_pos or not 0 <= feat < d_sae:
             raise ValueError(
                 f"interventions key {key}: pos must be in 0..{n_pos - 1}, feature in 0..{d_sae - 1}"
@@ -74,35 +77,18 @@ def intervene(
 
     freeze = [n for n in model.hook_dict if freeze_norms and n.endswith("hook_scale")]
     freeze += [n for n in model.hook_dict if freeze_attention and n.endswith("attn.hook_pattern")]
-    names = list(freeze)
-    for layer in transcoders:
-        names += [_in_hook(model, layer), hook_name(model, "mlp_out", layer)]
-    _, clean = run_with_cache(model, tokens[None], names)
-    errors = {}
-    for layer, tc in transcoders.items():
-        x = clean[_in_hook(model, layer)].to(tc.W_enc.dtype)
-        errors[layer] = clean[hook_name(model, "mlp_out", layer)] - _decode(tc, tc.encode(x), x)
+    _, clean = run_with_cache(model, tokens[None], freeze + cache_names(model, rep))
+    errors = clean_errors(model, rep, clean)
 
-    inputs: dict[int, Tensor] = {}
+    def edit(layer: int, f: Tensor) -> Tensor:
+        if layer not in per_layer:
+            return f
+        f = f.clone()
+        for pos, feat, value in per_layer[layer]:
+            f[0, pos, feat] = value if how == "set" else f[0, pos, feat] * value
+        return f
+
     hooks = [(n, lambda act, hook: clean[hook.name]) for n in freeze]
-    for layer, tc in transcoders.items():
-
-        def keep(act, hook, layer=layer):
-            inputs[layer] = act
-
-        def replace(act, hook, layer=layer, tc=tc):
-            x = inputs.pop(layer).to(tc.W_enc.dtype)
-            f = tc.encode(x).clone()
-            for pos, feat, value in per_layer.get(layer, ()):
-                f[0, pos, feat] = value if how == "set" else f[0, pos, feat] * value
-            return (_decode(tc, f, x) + errors[layer]).to(act.dtype)
-
-        hooks += [(_in_hook(model, layer), keep), (hook_name(model, "mlp_out", layer), replace)]
+    hooks += replacement_hooks(model, rep, errors, edit)
     with scoped_hooks(model, hooks), torch.no_grad():
         return model(tokens[None])[0]
-
-
-def _decode(tc, f: Tensor, x: Tensor) -> Tensor:
-    out = f @ tc.W_dec + tc.b_dec
-    skip = getattr(tc, "W_skip", None)
-    return out if skip is None else out + x @ skip.T

@@ -35,7 +35,11 @@ def supports(model) -> bool:
 class LinearBackward:
     """Direct-effect gradients of the frozen model from a batch-1 clean pass."""
 
-    def __init__(self, model, tokens: Tensor, dtype: torch.dtype):
+    def __init__(
+        self, model, tokens: Tensor, dtype: torch.dtype, raw_inputs: frozenset[int] = frozenset()
+    ):
+        # layers whose feature targets read ``hook_resid_mid`` (the norm's input) directly
+        self.raw_inputs = raw_inputs
         self.n_layers = n_layers = int(model.cfg.n_layers)
         self.center = model.cfg.normalization_type in ("LN", "LNPre")
         names = [f"blocks.{la}.attn.hook_pattern" for la in range(n_layers)]
@@ -80,7 +84,8 @@ class LinearBackward:
 
         Targets are (layer, pos, direction): layer ``n_layers`` is a direction at the output of
         the final norm (a logit), any other layer a direction at that layer's normalised MLP
-        input (a transcoder feature's encoder column).
+        input (a transcoder feature's encoder column), or at ``resid_mid`` for the layers in
+        ``raw_inputs``.
         """
         B = layers.numel()
         first = self.layers[0]
@@ -98,7 +103,10 @@ class LinearBackward:
             here = layers == la
             if here.any():
                 p = positions[here]
-                G[rows[here], p] += self._norm_t(vectors[here], L["s2"][p], None)
+                v = vectors[here]
+                G[rows[here], p] += (
+                    v if la in self.raw_inputs else self._norm_t(v, L["s2"][p], None)
+                )
             gz = torch.einsum("bqd,hed->bqhe", G, L["W_O"])
             gv = torch.einsum("hqk,bqhe->bkhe", L["P"], gz)
             gx = torch.einsum("bkhe,hde->bkd", gv, L["W_V"])

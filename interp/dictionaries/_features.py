@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from ..heads._neurons import top_activations
+from ..heads import top_activations
 from ..hooks import locked, run_with_cache
 from ..result import Result
 from ._evaluate import check_transcoders

@@ -21,7 +21,7 @@ from torch import Tensor
 from .. import corpus
 from ..artifacts import atomic_dir
 from ..hooks import locked
-from ..organisms import _data, _train
+from ..organisms import corpus_stream, repeated_random_batch, text_batch
 from ._io import load_transcoders, save_transcoders
 from ._transcoder import TranscoderTrainConfig, train_transcoders
 
@@ -58,8 +58,18 @@ def shipped_dir(name: str) -> Path:
     return WEIGHTS_DIR / name
 
 
+def has_shipped(name: str) -> bool:
+    """Whether trained transcoders for model ``name`` ship with the package.
+
+    False for a model without a recipe, and for an organism whose transcoders were not trained
+    yet (``interp train transcoder NAME`` trains them), so a caller can offer them or not
+    without catching an error.
+    """
+    return name in RECIPES and any(shipped_dir(name).glob("layer_*"))
+
+
 def _stream(model) -> Tensor:
-    return _train.corpus_stream(model.tokenizer)
+    return corpus_stream(model.tokenizer)
 
 
 def token_sampler(model, synthetic_fraction: float = 0.5, *, held_out: bool = False):
@@ -75,9 +85,9 @@ def token_sampler(model, synthetic_fraction: float = 0.5, *, held_out: bool = Fa
 
     def sample(n: int, gen: torch.Generator, seq_len: int = 128) -> Tensor:
         n_syn = int(round(n * synthetic_fraction))
-        rows = [_data.text_batch(part, n - n_syn, seq_len, gen)] if n > n_syn else []
+        rows = [text_batch(part, n - n_syn, seq_len, gen)] if n > n_syn else []
         if n_syn:
-            rows.append(_data.repeated_random_batch(n_syn, seq_len, vocab, bos, gen))
+            rows.append(repeated_random_batch(n_syn, seq_len, vocab, bos, gen))
         return torch.cat(rows)[torch.randperm(n, generator=gen)]
 
     return sample

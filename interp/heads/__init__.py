@@ -11,9 +11,11 @@ from ._detectors import induction_scores as induction_scores
 from ._detectors import previous_token_scores as previous_token_scores
 from ._detectors import repeated_random_tokens as repeated_random_tokens
 from ._detectors import repeated_token_loss as repeated_token_loss
+from ._detectors import repeated_token_loss_by_position as repeated_token_loss_by_position
 from ._neurons import neuron_in_out_cosine as neuron_in_out_cosine
 from ._neurons import neuron_top_contexts as neuron_top_contexts
 from ._neurons import neuron_vocab_projection as neuron_vocab_projection
+from ._neurons import top_activations as top_activations
 from ._pathways import attention_pathways as attention_pathways
 from ._pathways import pathway_task as pathway_task
 from ._pathways import source_effects as source_effects

@@ -138,19 +138,42 @@ def _probe(model, tokens, period):
 
 
 @locked
+def repeated_token_loss_by_position(
+    model, tokens: Tensor | None = None, period: int | None = None
+) -> tuple[Float[Tensor, " period_1"], Float[Tensor, " period_1"]]:
+    """Next-token loss at each position of the first and of the second copy, averaged over rows.
+
+    Entry ``j`` of each is the loss of predicting ``r_{j+2}`` from the copy's ``r_1..r_{j+1}``
+    (the copy's first token has nothing in the copy to predict it). On the second copy an
+    induction head can look the answer up one period back, so its loss falls to near zero after
+    the first position or two, while the first copy stays at chance.
+
+    Arguments:
+        tokens: ``[BOS, r_1..r_period, r_1..r_period]`` rows (:func:`repeated_random_tokens`),
+            with or without the BOS; default a fresh batch.
+        period: the length of one copy; default read from ``tokens``.
+
+    Returns:
+        ``(first, second)``: float32 tensors of ``period - 1`` losses each, on the CPU.
+    """
+    tokens, period, offset0 = _probe(model, tokens, period)
+    with torch.no_grad(), model_lock(model):
+        loss = model(tokens, return_type="loss", loss_per_token=True)  # batch pos-1
+    # loss[:, i] predicts token i+1; first copy predicts tokens offset0+1 .. offset0+period-1
+    loss = loss.float().cpu()
+    first = loss[:, offset0 : offset0 + period - 1].mean(0)
+    second = loss[:, offset0 + period : offset0 + 2 * period - 1].mean(0)
+    return first, second
+
+
 def repeated_token_loss(model, tokens: Tensor | None = None, period: int | None = None):
     """Mean next-token loss on the first and on the second copy of repeated random tokens.
 
     Returns:
         ``(first, second)``: a working induction mechanism makes ``second`` far below ``first``.
     """
-    tokens, period, offset0 = _probe(model, tokens, period)
-    with torch.no_grad(), model_lock(model):
-        loss = model(tokens, return_type="loss", loss_per_token=True)  # batch pos-1
-    # loss[:, i] predicts token i+1; first copy predicts tokens offset0+1 .. offset0+period-1
-    first = loss[:, offset0 : offset0 + period - 1].mean().item()
-    second = loss[:, offset0 + period : offset0 + 2 * period - 1].mean().item()
-    return first, second
+    first, second = repeated_token_loss_by_position(model, tokens, period)
+    return first.mean().item(), second.mean().item()
 
 
 @locked

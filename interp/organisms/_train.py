@@ -174,11 +174,32 @@ def repeated_token_losses(model, tokenizer, n: int = 64, period: int = 50, seed:
     return nll[:, :period].mean().item(), nll[:, period:].mean().item()
 
 
+def held_out_stream(stream: torch.Tensor) -> torch.Tensor:
+    """The end of the corpus stream (its last twentieth), which training never samples."""
+    return stream[-len(stream) // 20 :]
+
+
+def held_out_text(n: int = 8, seq_len: int = 128, seed: int = 0) -> torch.Tensor:
+    """``n`` windows of ``seq_len`` tokens of the organisms' held-out text, BOS first.
+
+    Loss and in-context learning measured on it are out of sample for every organism: the
+    windows come from the end of the tokenised standard library, which training never sees
+    (:func:`held_out_stream`). The first call tokenises and caches the corpus; later calls read
+    the cache.
+
+    Example:
+        >>> from interp.organisms import held_out_text
+        >>> held_out_text(8, 128).shape
+        torch.Size([8, 128])
+    """
+    stream = held_out_stream(corpus_stream(shared_tokenizer()))
+    return _data.text_batch(stream, n, seq_len, torch.Generator().manual_seed(seed))
+
+
 def text_loss(model, stream: torch.Tensor, seq_len: int = 128, n: int = 64, seed: int = 7) -> float:
     """Mean next-token loss on windows from the end of the corpus, held out of training."""
     gen = torch.Generator().manual_seed(seed)
-    held = stream[-len(stream) // 20 :]
-    tokens = _data.text_batch(held, n, seq_len, gen)
+    tokens = _data.text_batch(held_out_stream(stream), n, seq_len, gen)
     with torch.no_grad():
         return model(tokens, labels=tokens).loss.item()
 

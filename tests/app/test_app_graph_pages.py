@@ -53,6 +53,36 @@ def test_circuits_page_says_so_when_the_catalogue_is_empty(make_app, tmp_path, m
     assert any("no entries yet" in i.value for i in at.info)
 
 
+def test_circuits_page_names_a_malformed_entry(make_app, catalogue, tmp_path):
+    import json
+
+    path = tmp_path / "induction-by-hand" / "entry.json"
+    info = json.loads(path.read_text())
+    info["faithfulness"]["resample"] = "high"
+    path.write_text(json.dumps(info))
+    at = make_app()
+    at.switch_page("views/circuits.py").run()
+    no_exception(at)
+    (error,) = at.error
+    assert str(path) in error.value and "'faithfulness.resample'" in error.value
+
+
+def test_circuits_page_shows_the_heads_a_head_patching_circuit_keeps(make_app, catalogue, tmp_path):
+    import json
+
+    path = tmp_path / "induction-by-hand" / "entry.json"
+    info = json.loads(path.read_text())
+    info["method"] = {"name": "head-patching", "top_n": 2, "unit": "heads", "mlps": "all"}
+    info["heads"] = [{"head": "L1H0", "effect": -2.0}, {"head": "L0H3", "effect": 0.5}]
+    path.write_text(json.dumps(info))
+    at = make_app()
+    at.switch_page("views/circuits.py").run()
+    no_exception(at)
+    assert any("found by **head-patching** (top_n=2" in m.value for m in at.markdown)
+    assert any("The 2 heads kept" in e.label for e in at.expander)
+    assert at.dataframe[0].value["head"].tolist() == ["L1H0", "L0H3"]
+
+
 def test_pathways_page_traces_the_prompt(make_app):
     at = make_app(depth="1")
     at.switch_page("views/pathways.py").run(timeout=120)
