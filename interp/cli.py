@@ -21,6 +21,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from .discovery import DISCOVERY_METHODS
 from .heads import HEAD_SCORES
 
 # what the library raises for input it refuses; KeyError only as interp.hooks.UnknownHookError
@@ -285,7 +286,6 @@ def summary(
     typer.echo(f"Loss on repeated random tokens: first copy {first:.3f}, second copy {second:.3f}")
 
 
-DISCOVERY_METHODS = ("EAP", "EAP-IG", "ACDC", "edge-pruning")
 TaskOpt = Annotated[str, typer.Option(help="shipped task: induction, variable-tracking, ioi")]
 # the shipped tasks' own arguments (interp.tasks); None: the task's default
 TASK_PANEL = "Task settings (default: the task's own; a catalogue entry's are in its entry.json)"
@@ -457,11 +457,14 @@ def _estimate(model, tokens, estimate, quiet: bool) -> None:
         typer.echo(estimate.timed(time_forward(model, tokens)), err=True)
 
 
-def _remote_run(url: str, analysis: str, quiet: bool, **args):
+def _remote_run(url: str, analysis: str, quiet: bool, device: str | None, **args):
     """``analysis`` run on the ``interp serve`` server at ``url`` (token ``$INTERP_TOKEN``);
-    unless ``quiet``, its estimate and its place in the queue, as they change, on stderr."""
+    unless ``quiet``, its estimate and its place in the queue, as they change, on stderr.
+    ``device`` is refused: the server runs on the device it chose."""
     from .serve import Client
 
+    if device is not None:
+        raise _fail("--device is for local runs; the server runs on the device it chose")
     told: list = []
 
     def tell(info: dict) -> None:
@@ -586,11 +589,9 @@ def patch(
         )
     _check_choice("--direction", direction, DIRECTIONS)
     if remote:
-        if device is not None:
-            raise _fail("--device is for local runs; the server runs on the device it chose")
         result = _remote_run(
-            remote, "patch", quiet, model=model, task=task, **targs, site=site, by=list(axes),
-            direction=direction, normalize=normalize,
+            remote, "patch", quiet, device, model=model, task=task, **targs, site=site,
+            by=list(axes), direction=direction, normalize=normalize,
         )  # fmt: skip
         return _finish(result, f"patch-{site}", out, as_json, top, rank)
     m = _load(model, device)
@@ -736,8 +737,10 @@ def path_patch(
     out: OutOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    remote: RemoteOpt = None,
 ) -> None:
-    """Path patching: every head as the sender, into the logits or chosen head inputs."""
+    """Path patching: every head as the sender, into the logits or chosen head inputs (here, or
+    on a server with --remote)."""
     from .cost import path_patch_estimate
     from .path_patching import path_patch_sweep
     from .positions import position_mask
@@ -756,22 +759,23 @@ def path_patch(
             f"--receiver-pos {receiver_pos!r} needs head receivers (--receivers 'q:1:0,...'); "
             "the logits are read at the answer position alone (limit --sender-pos instead)"
         )
-    m = _load(model, device)
     try:
-        batch = _task(task, m, targs).tokens(m)
-        position_mask(batch, send_at, "sender_positions")  # refused before the estimate
-        position_mask(batch, recv_at, "receiver_positions")
-        _estimate(m, batch.clean, path_patch_estimate(m, batch, recv), quiet)
-        result = path_patch_sweep(
-            m,
-            batch,
-            recv,
-            direction,
-            sender_positions=send_at,
-            receiver_positions=recv_at,
-            normalize=normalize,
-            progress=not quiet,
-        )
+        if remote:
+            result = _remote_run(
+                remote, "path_patch", quiet, device, model=model, task=task, **targs,
+                receivers=recv, sender_positions=send_at, receiver_positions=recv_at,
+                direction=direction, normalize=normalize,
+            )  # fmt: skip
+        else:
+            m = _load(model, device)
+            batch = _task(task, m, targs).tokens(m)
+            position_mask(batch, send_at, "sender_positions")  # refused before the estimate
+            position_mask(batch, recv_at, "receiver_positions")
+            _estimate(m, batch.clean, path_patch_estimate(m, batch, recv), quiet)
+            result = path_patch_sweep(
+                m, batch, recv, direction, sender_positions=send_at, receiver_positions=recv_at,
+                normalize=normalize, progress=not quiet,
+            )  # fmt: skip
     except (ValueError, IndexError) as err:
         message = str(err)
         for arg, option in (("sender", "--sender-pos"), ("receiver", "--receiver-pos")):
@@ -844,8 +848,10 @@ def attribute(
     out: OutOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    remote: RemoteOpt = None,
 ) -> None:
-    """Attribution patching: the gradient estimate of every patch of a site at once."""
+    """Attribution patching: the gradient estimate of every patch of a site at once (here, or
+    on a server with --remote)."""
     from .attribution import attribution_patch
     from .cost import attribution_estimate
 
@@ -855,6 +861,12 @@ def attribute(
     )  # fmt: skip
     _check_rank(rank)
     _check_site(site)
+    if remote:
+        result = _remote_run(
+            remote, "attribute", quiet, device, model=model, task=task, **targs, site=site,
+            compare=compare,
+        )  # fmt: skip
+        return _finish(result, f"attribution-{site}", out, as_json, top, rank)
     m = _load(model, device)
     try:
         batch = _task(task, m, targs).tokens(m)
@@ -916,10 +928,12 @@ def discover(
     out: OutOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    remote: RemoteOpt = None,
 ) -> None:
-    """Find a circuit of heads and MLPs for a task, and measure its faithfulness."""
+    """Find a circuit of heads and MLPs for a task, and measure its faithfulness (here, or on a
+    server with --remote)."""
     from .cost import discovery_estimate
-    from .discovery import acdc, eap, edge_pruning, extract, faithfulness
+    from .discovery import discover_circuit
 
     targs = _task_args(
         task, n=n, seed=seed, metric=metric, period=period, hops=hops, distractors=distractors,
@@ -927,28 +941,26 @@ def discover(
     )  # fmt: skip
     _check_choice("--method", method, DISCOVERY_METHODS)
     _check_choice("--level", level, ("edge", "node"))
-    m = _load(model, device)
+    settings = dict(top_n=top_n, threshold=threshold, steps=steps, level=level)
     try:
-        t = _task(task, m, targs).tokens(m)
-        _estimate(m, t.clean, discovery_estimate(m, t, method, steps=steps), quiet)
-        if method == "ACDC":
-            circuit = acdc(m, t, threshold, progress=not quiet)
-        elif method in ("EAP", "EAP-IG"):
-            circuit = extract(eap(m, t, method=method, progress=not quiet), top_n=top_n)
-        else:  # edge-pruning: learned masks, scored by faithfulness as it finishes
-            circuit = edge_pruning(
-                m, t, target_edges=top_n, steps=steps, level=level, progress=not quiet
-            )
-        if "faithfulness" not in circuit.metadata:  # edge-pruning has measured it already
-            faith = faithfulness(m, t, circuit, progress=not quiet)
-            circuit.metadata["faithfulness"] = dict(
-                zip(faith.labels["ablation"], faith.values.tolist(), strict=True)
-            )
+        if remote:
+            circuit = _remote_run(
+                remote, "discover", quiet, device, model=model, task=task, **targs,
+                method=method, **settings,
+            )  # fmt: skip
+        else:
+            m = _load(model, device)
+            t = _task(task, m, targs).tokens(m)
+            _estimate(m, t.clean, discovery_estimate(m, t, method, steps=steps), quiet)
+            circuit = discover_circuit(m, t, method, **settings, progress=not quiet)
     except (ValueError, NotImplementedError) as err:
         raise _fail(str(err)) from err
     if not as_json:
         scores = ", ".join(f"{k} {v:.3f}" for k, v in circuit.metadata["faithfulness"].items())
         typer.echo(f"faithfulness (share of the clean-vs-corrupted metric): {scores}")
+        if heads := circuit.metadata.get("heads"):
+            kept = ", ".join(f"{h['head']} {h['effect']:+.2f}" for h in heads)
+            typer.echo(f"heads kept (metric change with the head alone corrupted): {kept}")
     reading = {"ACDC": "", "edge-pruning": EDGE_READINGS["edge-pruning"]}.get(
         method, EDGE_READINGS["discover"]
     )
@@ -1017,7 +1029,8 @@ def serve_command(
     device: Annotated[str | None, typer.Option()] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no access log on stderr")] = False,
 ) -> None:
-    """Serve analyses to clients (interp patch --remote, interp.serve.Client) from this machine."""
+    """Serve analyses to clients (interp patch, path-patch, attribute and discover with --remote;
+    interp.serve.Client) from this machine."""
     from .serve import Limits, Server, read_token
 
     names = models or [DEFAULT_MODEL]

@@ -139,6 +139,15 @@ def discovery_estimate(model, batch, method: str, ig_steps: int = 5, steps: int 
             "(6 ablated passes)",
             3 + steps * ablated * (1 + BACKWARD) + faithfulness,
         )
+    if method == "head-patching":
+        # one patch per head (the resumable engine runs the layers from the patched one on: half
+        # the model on average), one EAP gradient pass for the edge weights, then faithfulness
+        heads = space.n_layers * space.n_heads
+        return Estimate(
+            f"head-patching: {heads} head patches and 1 gradient pass, then faithfulness "
+            "(6 ablated passes)",
+            2 + heads * 0.5 + (1 + BACKWARD) + faithfulness,
+        )
     steps = ig_steps if method == "EAP-IG" else 1
     return Estimate(
         f"{method}: {steps} gradient pass{'es' if steps > 1 else ''}, then faithfulness "

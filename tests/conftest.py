@@ -27,6 +27,16 @@ def pytest_ignore_collect(collection_path, config):
     return True if "mark.tl4" not in collection_path.read_text() else None
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of many small passes (faster than two fighting over a busy
+    machine); use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def induction_model():
     from interp import load_model

@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from interp.catalogue import FEATURE_RECIPES, RECIPES, build, entries, load_entry, recheck
+from interp.catalogue import (
+    FEATURE_RECIPES,
+    PROMPT_RECIPES,
+    RECIPES,
+    build,
+    entries,
+    load_entry,
+    recheck,
+)
 from interp.graph import CircuitGraph
 
 ENTRIES = entries()
@@ -76,7 +84,7 @@ def test_build_writes_a_complete_entry_and_bad_names_fail(tmp_path):
         build("nope", root=tmp_path)
     with pytest.raises(FileNotFoundError, match="entries:"):
         load_entry("nope", tmp_path)
-    assert {*RECIPES, *FEATURE_RECIPES} >= {e.name for e in ENTRIES}
+    assert {*RECIPES, *FEATURE_RECIPES, *PROMPT_RECIPES} >= {e.name for e in ENTRIES}
 
 
 def test_each_entry_says_up_front_whether_it_is_faithful():

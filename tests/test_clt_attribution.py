@@ -22,15 +22,8 @@ from interp.attribution_graph import (
 )
 from interp.dictionaries import CrossLayerTranscoder
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 PROMPT = [0, 7, 3, 9, 7, 3, 12, 5]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def random_clt(model, input_hook: str, d_sae: int = 24, seed: int = 0) -> CrossLayerTranscoder:

@@ -114,3 +114,18 @@ def test_under_grouped_query_attention_the_graph_shows_only_the_kept_heads():
     assert space.grouped
     pairs = [(int(h[1]), int(h[3])) for h in kept]
     assert torch.equal(graph_edges_to_mask(space, circuit), node_mask(space, pairs))
+
+
+def test_discover_head_patching_from_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    argv = ["discover", "induction-2l", "--task", "induction", "--n", "8", "--period", "20"]
+    argv += ["--seed", "0", "--method", "head-patching", "--top-n", "4", "--quiet"]
+    out = CliRunner().invoke(app, [*argv, "--out", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert "estimate:" not in out.output
+    heads = next(line for line in out.stdout.splitlines() if line.startswith("heads kept"))
+    assert heads.endswith("L0H3 -13.53, L1H0 -6.36, L1H2 -6.08, L1H1 -3.28"), heads
+    assert "resample 0.507" in out.stdout

@@ -227,19 +227,55 @@ def test_wire_refuses_an_archive_that_writes_elsewhere(client, induction_model):
         unpack(buffer.getvalue())
 
 
-def test_cli_patch_remote_prints_the_local_summary(server, tmp_path):
+def _run_here_and_remote(server, tmp_path, *args: str) -> tuple[str, str]:
+    """stdout of ``interp *args`` run here and with ``--remote``, each with its run id left out
+    (the last line of a summary, the "run" entry of ``--json`` output)."""
     runner = CliRunner()
-    args = ["patch", "--by", "layer,head", "--n", "6", "-q", "--out", str(tmp_path)]
+    args = (*args, "-q", "--out", str(tmp_path))
     local = runner.invoke(app, [*args, "--device", "cpu"])
+    remote = runner.invoke(app, [*args, "--remote", server.url], env={"INTERP_TOKEN": TOKEN})
+    assert local.exit_code == 0, local.output
+    assert remote.exit_code == 0, remote.output
+    outputs = []
+    for stdout in (local.stdout, remote.stdout):
+        if stdout.startswith("{"):
+            info = json.loads(stdout)
+            assert info.pop("run")
+            outputs.append(json.dumps(info, indent=1))
+        else:
+            *lines, saved = stdout.splitlines()
+            assert saved.startswith("saved run "), stdout
+            outputs.append("\n".join(lines))
+    return outputs[0], outputs[1]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "patch --by layer,head --n 6",
+        "path-patch --receivers q:1:0,v:1:1 --sender-pos -2 --seed 3",
+        "attribute --site attn_out --compare --n 6",
+        "discover --method EAP --top-n 20 --n 6",
+        "discover --method edge-pruning --level node --top-n 4 --steps 5 --json",
+    ],
+)
+def test_cli_remote_prints_the_local_summary(server, tmp_path, command):
+    local, remote = _run_here_and_remote(server, tmp_path, *command.split())
+    assert remote == local and len(local.splitlines()) > 3
+
+
+def test_cli_remote_errors_name_the_option(server, tmp_path):
+    runner = CliRunner()
     env = {"INTERP_TOKEN": TOKEN}
-    remote = runner.invoke(app, [*args, "--remote", server.url], env=env)
-    assert local.exit_code == 0 and remote.exit_code == 0, remote.output
-    assert remote.stdout.splitlines()[:-1] == local.stdout.splitlines()[:-1]  # all but run id
-    assert remote.stdout.splitlines()[-1].startswith("saved run ")
-    wrong = runner.invoke(app, [*args, "--remote", server.url], env={"INTERP_TOKEN": "nope"})
+    args = ["patch", "--by", "layer", "-q", "--out", str(tmp_path), "--remote", server.url]
+    wrong = runner.invoke(app, args, env={"INTERP_TOKEN": "nope"})
     assert wrong.exit_code == 2 and "error: missing or wrong token" in wrong.output
-    none = runner.invoke(app, [*args, "--remote", "ftp://x"], env=env)
+    none = runner.invoke(app, [*args[:-1], "ftp://x"], env=env)
     assert none.exit_code == 2 and "url='ftp://x' is not accepted" in none.output
+    here = runner.invoke(app, ["attribute", "--device", "cpu", "--remote", server.url], env=env)
+    assert here.exit_code == 2 and "--device is for local runs" in here.output
+    far = runner.invoke(app, ["path-patch", "--sender-pos", "99", *args[4:]], env=env)
+    assert far.exit_code == 2 and "--sender-pos [99] holds 99, out of range" in far.output
 
 
 def test_token_from_file_or_environment(tmp_path, monkeypatch):

@@ -18,15 +18,8 @@ from interp.dictionaries import (
     steer,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 PROMPT = "def greet(name):\n    return 'Hello, ' + name\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from app import plots, reading, state
@@ -107,39 +106,19 @@ with st.expander("The first prompt pair", expanded=False):
         f"  \nanswer {example['answer']!r} vs {example['wrong']!r}; metric `{example['metric']}`"
     )
 
-if st.button("Run sweep", type="primary", key="run_sweep"):
-    bar = st.progress(0.0, text="building the task and the baseline...")
-    try:
-        label = f"patching {ss['site']} by {ss['by']}"
-        bar.progress(0.0, text=f"{label}...")
-
-        def follow(done: int, total: int) -> None:
-            bar.progress(done / max(total, 1), text=f"{label}: {done} of {total} patches")
-
-        R.run_patching(*settings, on_progress=follow)
-        bar.progress(1.0, text="done")
-        ss["patch_ran"] = settings
-    except Exception as err:
-        bar.empty()
-        st.error(f"The sweep failed: {err}")
-        st.stop()
-
-if ss.get("patch_ran") != settings:
-    st.info("Press **Run sweep** to patch with these settings.")
-    st.stop()
-
+reading.run_sweep(
+    R.run_patching,
+    settings,
+    button="Run sweep",
+    key="run_sweep",
+    doing=f"patching {ss['site']} by {ss['by']}",
+    unit="patches",
+    failed="The sweep failed",
+)
 result = R.patching_result(*settings)
 values = result.values.float().numpy()
 prov = result.provenance
-m1, m2, m3 = st.columns(3)
-m1.metric("Clean metric", f"{prov['clean_metric']:.3f}")
-m2.metric("Corrupted metric", f"{prov['corrupted_metric']:.3f}")
-effects = result.effects.float().numpy()
-m3.metric(
-    "Largest |effect|",
-    f"{float(effects.flat[np.nanargmax(np.abs(effects))]):+.3f}",
-    help="value minus the no-effect value (the unpatched run's metric), with its sign",
-)
+reading.show_baselines(result, prov)
 
 layers = [str(la) for la in range(info.n_layers)]
 ss["_patch_cols_are_heads"] = False

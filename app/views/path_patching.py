@@ -3,7 +3,6 @@ positions; click a sender to open it."""
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from app import plots, reading, state
@@ -151,36 +150,18 @@ settings = (
     ss["pp_direction"],
     bool(ss["pp_normalize"]),
 )
-if st.button("Run path patching", type="primary", key="run_path_patch"):
-    bar = st.progress(0.0, text="building the task and the baseline...")
-    try:
-
-        def follow(done: int, total: int) -> None:
-            bar.progress(done / max(total, 1), text=f"path patching: {done} of {total} senders")
-
-        R.run_path_patching(*settings, on_progress=follow)
-        bar.progress(1.0, text="done")
-        ss["path_patch_ran"] = settings
-    except Exception as err:
-        bar.empty()
-        st.error(f"Path patching failed: {err}")
-        st.stop()
-
-if ss.get("path_patch_ran") != settings:
-    st.info("Press **Run path patching** to patch with these settings.")
-    st.stop()
-
+reading.run_sweep(
+    R.run_path_patching,
+    settings,
+    button="Run path patching",
+    key="run_path_patch",
+    doing="path patching",
+    unit="senders",
+    failed="Path patching failed",
+)
 result = R.path_patching_result(*settings)
 prov = result.provenance
-m1, m2, m3 = st.columns(3)
-m1.metric("Clean metric", f"{prov['clean_metric']:.3f}")
-m2.metric("Corrupted metric", f"{prov['corrupted_metric']:.3f}")
-effects = result.effects.float().numpy()
-m3.metric(
-    "Largest |effect|",
-    f"{float(effects.flat[np.nanargmax(np.abs(effects))]):+.3f}",
-    help="value minus the no-effect value (the unpatched run's metric), with its sign",
-)
+reading.show_baselines(result, prov)
 into = "logits" if receivers == "logits" else ", ".join(f"{k} L{la}H{h}" for k, la, h in receivers)
 fig = plots.clickable_heatmap(
     result.values.float().numpy(),

@@ -6,6 +6,8 @@ local replacement model (MLPs replaced by transcoders plus errors, attention pat
 scales frozen); ``intervene`` clamps or scales features and returns the new logits. Wherever
 per-layer transcoders go, a ``CrossLayerTranscoder`` may go instead; ``graph_scores`` gives a
 graph's replacement and completeness scores (circuit-tracer's), to compare the two.
+``prompt_graph_entry`` builds a catalogue entry for one real prompt (its graph, scores,
+faithfulness against a counterfactual prompt and its features' top contexts).
 """
 
 from ._core import attribution_graph as attribution_graph
@@ -16,6 +18,10 @@ from ._faithfulness import FEATURE_ABLATIONS as FEATURE_ABLATIONS
 from ._faithfulness import circuit_logits as circuit_logits
 from ._faithfulness import feature_faithfulness as feature_faithfulness
 from ._intervene import intervene as intervene
+from ._prompt_entry import describe_features as describe_features
+from ._prompt_entry import prompt_graph_entry as prompt_graph_entry
+from ._prompt_entry import prompt_graph_faithfulness as prompt_graph_faithfulness
+from ._prompt_entry import top_features as top_features
 from ._scores import graph_scores as graph_scores
 
 __all__ = [

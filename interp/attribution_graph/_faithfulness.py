@@ -9,9 +9,10 @@ upstream):
 - ``mean``: its mean activation over held-out tokens;
 - ``resample``: its activation, at the same position, on a corrupted prompt.
 
-The metric is the logit difference between the target token and the strongest other token of the
-clean run. Faithfulness is ``(m(circuit) - m(empty)) / (m(clean) - m(empty))``, where the empty
-circuit ablates every feature: 1 means the circuit's features carry all that the features carry.
+The metric is the logit difference between the target token and a rival (by default the strongest
+other token of the clean run; for a counterfactual, its answer). Faithfulness is
+``(m(circuit) - m(empty)) / (m(clean) - m(empty))``, where the empty circuit ablates every
+feature: 1 means the circuit's features carry all that the features carry.
 Features at the first position (BOS), which attribution graphs leave out, are never ablated.
 """
 
@@ -68,6 +69,7 @@ def feature_faithfulness(
     corrupted: str | Tensor | None = None,
     reference_tokens: Tensor | None = None,
     ablations: tuple[str, ...] = FEATURE_ABLATIONS,
+    rival: int | str | None = None,
 ) -> Result:
     """Faithfulness of the feature nodes of ``graph`` (an attribution graph of one prompt).
 
@@ -76,6 +78,9 @@ def feature_faithfulness(
             give the tokens, and its feature nodes are the circuit.
         corrupted: the prompt ``resample`` ablation takes values from (same token length).
         reference_tokens: ``[batch, pos]`` tokens for ``mean`` ablation.
+        rival: the token (id, or a one-token string) the clean top token is compared against;
+            default: the clean run's second most likely token. A counterfactual's answer
+            (``" Rome"`` against ``" Paris"``) measures the information the corruption removes.
     """
     bad = [a for a in ablations if a not in FEATURE_ABLATIONS]
     if bad or not ablations:
@@ -113,9 +118,14 @@ def feature_faithfulness(
     with torch.no_grad():
         clean_logits = model(tokens[None])[0, -1]
     target = int(clean_logits.argmax())
-    others = clean_logits.clone()
-    others[target] = float("-inf")
-    rival = int(others.argmax())
+    if rival is None:
+        others = clean_logits.clone()
+        others[target] = float("-inf")
+        rival = int(others.argmax())
+    else:
+        rival = _token_id(model, rival)
+        if rival == target:
+            raise ValueError(f"rival {rival} is the clean top token itself; pick another token")
 
     def metric(logits: Tensor) -> float:
         return float(logits[target] - logits[rival])
@@ -167,3 +177,17 @@ def feature_faithfulness(
             "circuit_features": int(sum(int(k.sum()) for k in keep.values())),
         },
     )
+
+
+def _token_id(model, token: int | str) -> int:
+    """A token id from an id or a one-token string, range-checked."""
+    if isinstance(token, str):
+        ids = model.to_tokens(token, prepend_bos=False)[0]
+        if ids.numel() != 1:
+            raise ValueError(f"rival {token!r} is {ids.numel()} tokens; give one token")
+        token = int(ids[0])
+    if isinstance(token, bool) or not isinstance(token, int):
+        raise TypeError(f"rival must be a token id or a one-token string, got {token!r}")
+    if not 0 <= token < model.cfg.d_vocab:
+        raise ValueError(f"rival {token} must be a token id in 0..{model.cfg.d_vocab - 1}")
+    return token

@@ -14,7 +14,8 @@ circuit at a reference value (``interp.attribution_graph.feature_faithfulness``)
 
 - the typed entry (``_entry``): :class:`Entry` with its :class:`Faithfulness`,
   :class:`TaskSpec`, :class:`MethodSpec`, parsed once from ``entry.json``;
-- the recipes (``_recipes``): :data:`RECIPES` and :data:`FEATURE_RECIPES`;
+- the recipes (``_recipes``): :data:`RECIPES`, :data:`FEATURE_RECIPES` and
+  :data:`PROMPT_RECIPES`;
 - the store (``_store``): where the catalogue is, reading and writing entries whole;
 - the builders (``_build``): :func:`build` and :func:`recheck`.
 
@@ -40,8 +41,10 @@ from ._entry import MethodSpec as MethodSpec
 from ._entry import TaskSpec as TaskSpec
 from ._entry import parse_entry as parse_entry
 from ._recipes import FEATURE_RECIPES as FEATURE_RECIPES
+from ._recipes import PROMPT_RECIPES as PROMPT_RECIPES
 from ._recipes import RECIPES as RECIPES
 from ._recipes import FeatureRecipe as FeatureRecipe
+from ._recipes import PromptRecipe as PromptRecipe
 from ._recipes import Recipe as Recipe
 from ._recipes import RecipeMethod as RecipeMethod
 from ._store import ROOT_ENV as ROOT_ENV

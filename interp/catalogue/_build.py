@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from ._entry import Entry, Faithfulness
-from ._recipes import FEATURE_RECIPES, RECIPES, FeatureRecipe
+from ._recipes import FEATURE_RECIPES, PROMPT_RECIPES, RECIPES, FeatureRecipe
 from ._store import write_entry
 
 
@@ -76,6 +76,29 @@ def _build_features(name: str, root, model, device) -> Entry:
     return write_entry(name, info, graph, root)
 
 
+def _build_prompt(name: str, root, model, device) -> Entry:
+    from ..attribution_graph import prompt_graph_entry
+    from ..dictionaries import load_transcoders
+    from ..models import load_model
+
+    recipe = PROMPT_RECIPES[name]
+    model = model if model is not None else load_model(recipe.model, device=device)
+    tcs = load_transcoders(recipe.model, device=str(model.cfg.device))
+    info, graph = prompt_graph_entry(
+        model,
+        tcs,
+        recipe.prompt,
+        recipe.corrupted,
+        rival=recipe.rival,
+        model_name=recipe.model,
+        title=recipe.title,
+        node_threshold=recipe.node_threshold,
+        edge_threshold=recipe.edge_threshold,
+        notes=recipe.notes,
+    )
+    return write_entry(name, {**info, "name": name}, graph, root)
+
+
 def build(
     name: str,
     root: str | os.PathLike | None = None,
@@ -91,8 +114,10 @@ def build(
 
     if name in FEATURE_RECIPES:
         return _build_features(name, root, model, device)
+    if name in PROMPT_RECIPES:
+        return _build_prompt(name, root, model, device)
     if name not in RECIPES:
-        known = ", ".join([*RECIPES, *FEATURE_RECIPES])
+        known = ", ".join([*RECIPES, *FEATURE_RECIPES, *PROMPT_RECIPES])
         raise ValueError(f"no recipe {name!r}; recipes: {known}")
     recipe = RECIPES[name]
     model = model if model is not None else load_model(recipe.model, device=device)
@@ -153,6 +178,13 @@ def recheck(entry: Entry, *, model=None, device: str | None = "cpu") -> Faithful
     from ..models import load_model
 
     model = model if model is not None else load_model(entry.model, device=device)
+    if entry.level == "features" and entry.task_spec.name == "prompt-pair":
+        from ..attribution_graph import prompt_graph_faithfulness
+        from ..dictionaries import load_transcoders
+
+        tcs = load_transcoders(entry.model, device=str(model.cfg.device))
+        args = entry.task_spec.args
+        return _measured(prompt_graph_faithfulness(model, tcs, entry.graph(), args))
     if entry.level == "features":
         from ..attribution_graph import feature_faithfulness
         from ..dictionaries import held_out_tokens, load_transcoders

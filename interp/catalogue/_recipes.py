@@ -2,7 +2,7 @@
 
 A :class:`Recipe` finds a component-level circuit (heads and MLPs) for a shipped task; a
 :class:`FeatureRecipe` prunes the attribution graph of one prompt through the model's
-transcoders. The recipes are data: the builders (``_build``) read them, and the catalogue's tests
+transcoders; a :class:`PromptRecipe` does so for a real prompt beside a counterfactual one. The recipes are data: the builders (``_build``) read them, and the catalogue's tests
 check that every shipped entry has one.
 """
 
@@ -117,6 +117,42 @@ FEATURE_RECIPES: dict[str, FeatureRecipe] = {
             "The pruned graph keeps few features: induction runs through attention, so the "
             "token nodes (through frozen attention) and error nodes carry most of the influence, "
             "and the kept features recover little under any ablation."
+        ),
+    ),
+}
+
+
+@dataclass
+class PromptRecipe:
+    """A feature-level entry for one real prompt: its pruned attribution graph through the
+    shipped transcoders, with faithfulness against a counterfactual prompt of the same length
+    (``interp.attribution_graph.prompt_graph_entry``; the rival token is that prompt's answer)."""
+
+    model: str
+    title: str
+    prompt: str
+    corrupted: str
+    rival: str | None = None
+    node_threshold: float = 0.8
+    edge_threshold: float = 0.98
+    notes: str = ""
+
+
+PROMPT_RECIPES: dict[str, PromptRecipe] = {
+    "capital-france-smollm2-features": PromptRecipe(
+        model="smollm2-135m",
+        title="The capital of France is -> Paris, in SmolLM2-135M (transcoder features)",
+        prompt="The capital of France is",
+        corrupted="The capital of Italy is",
+        rival=" Rome",
+        notes=(
+            "Only three of SmolLM2's 30 MLPs have a transcoder (3, 15, 26): the other 27 are "
+            "error nodes carrying their whole output, and attention (frozen patterns) carries "
+            "the rest, so the graph's replacement score is about 0.01: almost all influence on "
+            "the logit reaches it through error nodes. Ablating every feature moves the "
+            "Paris-vs-Rome logit difference only a little (features_move_metric_by), so the "
+            "faithfulness ratios divide by a small number and say little; read the graph as a "
+            "sketch of where the three transcoders' features sit, not as the mechanism."
         ),
     ),
 }

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..hooks import hook_name, locked, run_with_cache, scoped_hooks
 from ._clt import CrossLayerTranscoder, check_clt
-from ._evaluate import DENSE_DENSITY
+from ._evaluate import _layer_figures, _zero_ablated_loss
 
 
 @contextmanager
@@ -83,24 +83,12 @@ def clt_report(model, clt: CrossLayerTranscoder, tokens: Tensor) -> dict:
     for la in range(n):
         y = cache[hook_name(model, "mlp_out", la)].reshape(-1, clt.d_model).to(dt)
         y_hat = clt.decode_layer(feats[: la + 1], la, xs[la])
-        var = (y - y.mean(0)).pow(2).sum(-1).mean()
         with spliced_clt(model, clt, [la]):
             spliced_loss = _loss(model, tokens)
-        out = hook_name(model, "mlp_out", la)
-        with scoped_hooks(model, [(out, lambda act, hook: torch.zeros_like(act))]):
-            zeroed = _loss(model, tokens)
-        on = feats[la] > 0
-        layers[str(la)] = {
-            "fve": float(1 - (y - y_hat).pow(2).sum(-1).mean() / var),
-            "l0": float(on.float().sum(-1).mean()),
-            "dead_fraction": float((on.sum(0) == 0).float().mean()),
-            "dense_fraction": float((on.float().mean(0) > DENSE_DENSITY).float().mean()),
-            "d_sae": clt.d_sae,
-            "spliced_loss": spliced_loss,
-            "delta_loss": spliced_loss - clean,
-            "zero_ablated_loss": zeroed,
-            "loss_recovered": float(1 - (spliced_loss - clean) / max(zeroed - clean, 1e-9)),
-        }
+        layers[str(la)] = _layer_figures(
+            y, y_hat, feats[la], clean=clean, spliced_loss=spliced_loss,
+            zeroed=_zero_ablated_loss(model, tokens, hook_name(model, "mlp_out", la)),
+        )  # fmt: skip
     with spliced_clt(model, clt):
         all_spliced = _loss(model, tokens)
     return {

@@ -17,7 +17,6 @@ minute on two busy CPU cores) from the data the per-layer transcoders of the org
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -28,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..hooks import check_hook, hook_name, locked
 from ._clt import INPUT_HOOKS, CrossLayerTranscoder
-from ._transcoder import TranscoderTrainConfig, _activation_buffer, _model_name
+from ._transcoder import TranscoderTrainConfig, _activation_buffer, _AdamTrainer, _model_name
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -83,14 +82,7 @@ def train_clt(
         la: (check_hook(model, f"blocks.{la}.{input_hook}"), hook_name(model, "mlp_out", la))
         for la in range(n_layers)
     }
-    gen = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    if next_tokens is None:
-
-        def next_tokens(n: int, g: torch.Generator) -> Tensor:
-            return torch.randint(0, model.cfg.d_vocab, (n, config.seq_len), generator=g)
-
-    buffers = _activation_buffer(model, names, config, next_tokens, gen, progress)
+    buffers, gen = _activation_buffer(model, names, config, next_tokens, progress)
     # inputs to the norm of the layer-normalised scale, outputs to unit mean squared norm
     in_scale = [float(buffers[la][0].pow(2).sum(-1).mean().sqrt()) / d_model**0.5 for la in names]
     out_scale = [float(buffers[la][1].pow(2).sum(-1).mean().sqrt()) for la in names]
@@ -124,14 +116,12 @@ def train_clt(
     return clt, logs
 
 
-class _CLTTrainer:
+class _CLTTrainer(_AdamTrainer):
     """Adam on a CLT: summed MSE + decoder-norm-weighted L1, with dead-feature resampling."""
 
     def __init__(self, clt: CrossLayerTranscoder, config: TranscoderTrainConfig):
-        self.clt, self.cfg = clt, config
-        clt.train()
-        self.opt = torch.optim.Adam(clt.parameters(), lr=config.lr)
-        self.last_fired = torch.zeros(clt.n_layers, config.d_sae, dtype=torch.long)
+        super().__init__(clt, config, (clt.n_layers, config.d_sae))
+        self.clt = clt
 
     @torch.no_grad()
     def init_from(self, ys: Tensor) -> None:
@@ -146,29 +136,16 @@ class _CLTTrainer:
         clt.b_enc.zero_()
         clt.b_dec.copy_(ys.mean(1))
 
-    def lr(self, step: int) -> float:
-        warm = max(1, self.cfg.steps // 50)
-        if step < warm:
-            return self.cfg.lr * (step + 1) / warm
-        p = (step - warm) / max(1, self.cfg.steps - warm)
-        return self.cfg.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * p)))
-
     def step(self, step: int, xs: Tensor, ys: Tensor, gen: torch.Generator) -> dict:
-        clt, cfg = self.clt, self.cfg
-        for g in self.opt.param_groups:
-            g["lr"] = self.lr(step)
-        l1_ramp = min(1.0, (step + 1) / max(1, cfg.l1_warmup_fraction * cfg.steps))
+        clt = self.clt
+        l1 = self.begin(step)
         feats = [torch.relu(xs[la] @ clt.W_enc[la] + clt.b_enc[la]) for la in range(clt.n_layers)]
         y_hat = torch.stack([clt.decode_layer(feats, m) for m in range(clt.n_layers)])
         err = (y_hat - ys).pow(2).sum(-1)  # [L, B]
         mse = err.mean(1).sum()
         norms = clt.decoder_norms()
         sparsity = sum((f * norms[la]).sum(-1).mean() for la, f in enumerate(feats))
-        loss = mse + cfg.l1_coefficient * l1_ramp * sparsity
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(clt.parameters(), 1.0)
-        self.opt.step()
+        self.descend(mse + l1 * sparsity)
         with torch.no_grad():
             fired = torch.stack([(f > 0).any(0) for f in feats]).cpu()
             self.last_fired[fired] = step
@@ -180,15 +157,10 @@ class _CLTTrainer:
                 "fve": float(fve.mean()),
                 "fve_per_layer": [float(v) for v in fve],
                 "l0": float(sum((f > 0).float().sum(-1).mean() for f in feats)),
-                "dead": int((step - self.last_fired >= cfg.dead_after).sum()),
+                "dead": int(self.dead(step).sum()),
                 "resampled": 0,
             }
-            if (
-                cfg.resample_every
-                and step > 0
-                and step % cfg.resample_every == 0
-                and step < 0.7 * cfg.steps
-            ):
+            if self.resample_due(step):
                 log["resampled"] = self.resample(step, xs, ys - y_hat, err.sum(0), gen)
         return log
 
@@ -198,7 +170,7 @@ class _CLTTrainer:
         clt, cfg = self.clt, self.cfg
         total = 0
         for la in range(clt.n_layers):
-            dead = torch.nonzero(step - self.last_fired[la] >= cfg.dead_after).flatten()
+            dead = torch.nonzero(self.dead(step)[la]).flatten()
             if dead.numel() == 0:
                 continue
             pick = torch.multinomial(
@@ -215,17 +187,11 @@ class _CLTTrainer:
             clt.W_dec[la][d] = 0.0
             clt.W_dec[la][d, 0] = 0.1 * r / r.norm(dim=-1, keepdim=True).clamp_min(1e-8)
             for p, rows in ((clt.W_enc, (la, slice(None), d)), (clt.b_enc, (la, d))):
-                self._zero_state(p, rows)
-            self._zero_state(clt.W_dec[la], (d,))
+                self.zero_state(p, rows)
+            self.zero_state(clt.W_dec[la], (d,))
             self.last_fired[la, dead] = step
             total += int(dead.numel())
         return total
-
-    def _zero_state(self, p, index) -> None:
-        state = self.opt.state.get(p, {})
-        for key in ("exp_avg", "exp_avg_sq"):
-            if key in state:
-                state[key][index] = 0.0
 
 
 def train_shipped_clt(

@@ -87,6 +87,33 @@ def _loss(model, tokens: Tensor) -> float:
         return float(model(tokens, return_type="loss"))
 
 
+def _zero_ablated_loss(model, tokens: Tensor, hook: str) -> float:
+    """The loss on ``tokens`` with activation ``hook`` (an MLP's output) set to zero."""
+    with scoped_hooks(model, [(hook, lambda act, hook: torch.zeros_like(act))]):
+        return _loss(model, tokens)
+
+
+def _layer_figures(
+    y: Tensor, y_hat: Tensor, f: Tensor, *, clean: float, spliced_loss: float, zeroed: float
+) -> dict:
+    """One layer's figures: the FVE of ``y_hat`` (of ``y``, [token, d]), the L0, dead and dense
+    shares of features ``f`` ([token, d_sae]), and the losses spliced (the replacement's output
+    in place of the MLP's) and zero-ablated against the ``clean`` loss."""
+    var = (y - y.mean(0)).pow(2).sum(-1).mean()
+    on = f > 0
+    return {
+        "fve": float(1 - (y - y_hat).pow(2).sum(-1).mean() / var),
+        "l0": float(on.float().sum(-1).mean()),
+        "dead_fraction": float((on.sum(0) == 0).float().mean()),
+        "dense_fraction": float((on.float().mean(0) > DENSE_DENSITY).float().mean()),
+        "d_sae": int(f.shape[-1]),
+        "spliced_loss": spliced_loss,
+        "delta_loss": spliced_loss - clean,
+        "zero_ablated_loss": zeroed,
+        "loss_recovered": float(1 - (spliced_loss - clean) / max(zeroed - clean, 1e-9)),
+    }
+
+
 @torch.no_grad()
 @locked
 def reconstruction_report(model, transcoders: Mapping[int, object], tokens: Tensor) -> dict:
@@ -108,23 +135,12 @@ def reconstruction_report(model, transcoders: Mapping[int, object], tokens: Tens
         x = cache[hook_in].reshape(-1, cache[hook_in].shape[-1]).to(tc.W_enc.dtype)
         y = cache[hook_out].reshape(-1, cache[hook_out].shape[-1]).to(tc.W_enc.dtype)
         f = tc.encode(x)
-        y_hat = tc.decode(f)
-        var = (y - y.mean(0)).pow(2).sum(-1).mean()
         with spliced(model, {layer: tc}):
             spliced_loss = _loss(model, tokens)
-        with scoped_hooks(model, [(hook_out, lambda act, hook: torch.zeros_like(act))]):
-            zeroed = _loss(model, tokens)
-        layers[str(layer)] = {
-            "fve": float(1 - (y - y_hat).pow(2).sum(-1).mean() / var),
-            "l0": float((f > 0).float().sum(-1).mean()),
-            "dead_fraction": float(((f > 0).sum(0) == 0).float().mean()),
-            "dense_fraction": float(((f > 0).float().mean(0) > DENSE_DENSITY).float().mean()),
-            "d_sae": int(f.shape[-1]),
-            "spliced_loss": spliced_loss,
-            "delta_loss": spliced_loss - clean,
-            "zero_ablated_loss": zeroed,
-            "loss_recovered": float(1 - (spliced_loss - clean) / max(zeroed - clean, 1e-9)),
-        }
+        layers[str(layer)] = _layer_figures(
+            y, tc.decode(f), f, clean=clean, spliced_loss=spliced_loss,
+            zeroed=_zero_ablated_loss(model, tokens, hook_out),
+        )  # fmt: skip
     with spliced(model, transcoders):
         all_spliced = _loss(model, tokens)
     return {

@@ -134,14 +134,7 @@ def train_transcoders(
     config = config or TranscoderTrainConfig()
     layers = list(range(model.cfg.n_layers)) if layers is None else [int(x) for x in layers]
     names = {layer: transcoder_hooks(model, layer) for layer in layers}
-    gen = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    if next_tokens is None:
-
-        def next_tokens(n: int, g: torch.Generator) -> Tensor:
-            return torch.randint(0, model.cfg.d_vocab, (n, config.seq_len), generator=g)
-
-    buffers = _activation_buffer(model, names, config, next_tokens, gen, progress)
+    buffers, gen = _activation_buffer(model, names, config, next_tokens, progress)
     # outputs are scaled to unit mean squared norm while training, so one l1 suits every layer
     out_scale = {layer: float(y.pow(2).sum(-1).mean().sqrt()) for layer, (_, y) in buffers.items()}
     trainers = {
@@ -185,14 +178,64 @@ def train_transcoder(model, layer: int, config: TranscoderTrainConfig | None = N
     return tcs[int(layer)]
 
 
-class _Trainer:
+class _AdamTrainer:
+    """What training a transcoder and a cross-layer transcoder share (``TranscoderTrainConfig``):
+    Adam; a learning rate warmed up over the first 2% of the steps, then cosine-decayed from
+    ``lr`` to a tenth of it; the L1 coefficient ramped in over ``l1_warmup_fraction`` of the
+    steps; gradients clipped at norm 1; dead features (not active for ``dead_after`` steps, by
+    ``last_fired``, shaped ``features``) resampled every ``resample_every`` steps in the first
+    70% of training."""
+
+    def __init__(self, module: torch.nn.Module, config: TranscoderTrainConfig, features: tuple):
+        self.module, self.cfg = module, config
+        module.train()
+        self.opt = torch.optim.Adam(module.parameters(), lr=config.lr)
+        self.last_fired = torch.zeros(features, dtype=torch.long)
+
+    def lr(self, step: int) -> float:
+        warm = max(1, self.cfg.steps // 50)
+        if step < warm:
+            return self.cfg.lr * (step + 1) / warm
+        p = (step - warm) / max(1, self.cfg.steps - warm)
+        return self.cfg.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * p)))
+
+    def begin(self, step: int) -> float:
+        """Set the learning rate of ``step``; the L1 coefficient at ``step``."""
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr(step)
+        ramp = min(1.0, (step + 1) / max(1, self.cfg.l1_warmup_fraction * self.cfg.steps))
+        return self.cfg.l1_coefficient * ramp
+
+    def descend(self, loss: Tensor) -> None:
+        """One Adam step on ``loss``, gradients clipped at norm 1."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)
+        self.opt.step()
+
+    def dead(self, step: int) -> Tensor:
+        """Which features have not fired for ``dead_after`` steps (shaped like ``last_fired``)."""
+        return step - self.last_fired >= self.cfg.dead_after
+
+    def resample_due(self, step: int) -> bool:
+        cfg = self.cfg
+        every = cfg.resample_every
+        return bool(every) and 0 < step < 0.7 * cfg.steps and step % every == 0
+
+    def zero_state(self, param: Tensor, index: tuple) -> None:
+        """Forget Adam's moments of ``param[index]`` (features just resampled)."""
+        state = self.opt.state.get(param, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                state[key][index] = 0.0
+
+
+class _Trainer(_AdamTrainer):
     """Adam on one transcoder: MSE + decoder-norm-weighted L1, with dead-feature resampling."""
 
     def __init__(self, tc, config: TranscoderTrainConfig):
-        self.tc, self.cfg = tc, config
-        self.tc.train()
-        self.opt = torch.optim.Adam(tc.parameters(), lr=config.lr, betas=(0.9, 0.999))
-        self.last_fired = torch.zeros(config.d_sae, dtype=torch.long)
+        super().__init__(tc, config, (config.d_sae,))
+        self.tc = tc
 
     def init_from(self, x: Tensor, y: Tensor) -> None:
         """Decoder rows of norm 0.1 in random directions, encoder = their transpose, b_dec = mean."""
@@ -205,29 +248,16 @@ class _Trainer:
             tc.b_enc.zero_()
             tc.b_dec.copy_(y.mean(0))
 
-    def lr(self, step: int) -> float:
-        warm = max(1, self.cfg.steps // 50)
-        if step < warm:
-            return self.cfg.lr * (step + 1) / warm
-        p = (step - warm) / max(1, self.cfg.steps - warm)
-        return self.cfg.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * p)))
-
     def step(self, step: int, x: Tensor, y: Tensor, gen: torch.Generator) -> dict:
-        tc, cfg = self.tc, self.cfg
-        for g in self.opt.param_groups:
-            g["lr"] = self.lr(step)
-        l1_ramp = min(1.0, (step + 1) / max(1, cfg.l1_warmup_fraction * cfg.steps))
+        tc = self.tc
+        l1 = self.begin(step)
         pre = x @ tc.W_enc + tc.b_enc
         f = torch.relu(pre)
         y_hat = f @ tc.W_dec + tc.b_dec
         err = (y_hat - y).pow(2).sum(-1)
         mse = err.mean()
         sparsity = (f * tc.W_dec.norm(dim=-1)).sum(-1).mean()
-        loss = mse + cfg.l1_coefficient * l1_ramp * sparsity
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tc.parameters(), 1.0)
-        self.opt.step()
+        self.descend(mse + l1 * sparsity)
         with torch.no_grad():
             fired = (f > 0).any(0).cpu()
             self.last_fired[fired] = step
@@ -237,15 +267,10 @@ class _Trainer:
                 "mse": float(mse),
                 "fve": float(1 - mse / var),
                 "l0": float((f > 0).float().sum(-1).mean()),
-                "dead": int((step - self.last_fired >= cfg.dead_after).sum()),
+                "dead": int(self.dead(step).sum()),
                 "resampled": 0,
             }
-            if (
-                cfg.resample_every
-                and step > 0
-                and step % cfg.resample_every == 0
-                and step < 0.7 * cfg.steps
-            ):
+            if self.resample_due(step):
                 log["resampled"] = self.resample(step, x, y - y_hat.detach(), err.detach(), gen)
         return log
 
@@ -253,7 +278,7 @@ class _Trainer:
     def resample(self, step: int, x: Tensor, residual: Tensor, err: Tensor, gen) -> int:
         """Point dead features at inputs the transcoder predicts worst (Anthropic, 2023)."""
         tc, cfg = self.tc, self.cfg
-        dead = torch.nonzero(step - self.last_fired >= cfg.dead_after).flatten()
+        dead = torch.nonzero(self.dead(step)).flatten()
         if dead.numel() == 0:
             return 0
         pick = torch.multinomial(
@@ -269,17 +294,27 @@ class _Trainer:
         tc.b_enc[dead_d] = 0.0
         r = residual[pick]
         tc.W_dec[dead_d] = 0.1 * r / r.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-        for p, idx_dim in ((tc.W_enc, 1), (tc.b_enc, 0), (tc.W_dec, 0)):
-            state = self.opt.state.get(p, {})
-            for key in ("exp_avg", "exp_avg_sq"):
-                if key in state:
-                    state[key].index_fill_(idx_dim, dead_d, 0.0)
+        for p, rows in (
+            (tc.W_enc, (slice(None), dead_d)),
+            (tc.b_enc, (dead_d,)),
+            (tc.W_dec, (dead_d,)),
+        ):
+            self.zero_state(p, rows)
         self.last_fired[dead] = step
         return int(dead.numel())
 
 
-def _activation_buffer(model, names, config, next_tokens, gen, progress) -> dict:
-    """``{layer: (inputs, outputs)}`` for ``config.buffer_tokens`` tokens, on the model's device."""
+def _activation_buffer(model, names, config, next_tokens, progress) -> tuple[dict, torch.Generator]:
+    """``{layer: (inputs, outputs)}`` for ``config.buffer_tokens`` tokens, on the model's device,
+    and the generator that drew them: seeded by ``config.seed`` (as torch is), it draws the
+    training batches next. ``next_tokens`` (None: uniform random tokens) makes the sequences."""
+    gen = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    if next_tokens is None:
+
+        def next_tokens(n: int, g: torch.Generator) -> Tensor:
+            return torch.randint(0, model.cfg.d_vocab, (n, config.seq_len), generator=g)
+
     per_batch = 32
     n_batches = max(1, -(-config.buffer_tokens // (per_batch * config.seq_len)))
     hooks = [n for pair in names.values() for n in pair]
@@ -293,7 +328,7 @@ def _activation_buffer(model, names, config, next_tokens, gen, progress) -> dict
         for layer, (i, o) in names.items():
             parts[layer][0].append(cache[i].reshape(-1, cache[i].shape[-1]).float())
             parts[layer][1].append(cache[o].reshape(-1, cache[o].shape[-1]).float())
-    return {layer: (torch.cat(xs), torch.cat(ys)) for layer, (xs, ys) in parts.items()}
+    return {layer: (torch.cat(xs), torch.cat(ys)) for layer, (xs, ys) in parts.items()}, gen
 
 
 def _scaled(pair: tuple[Tensor, Tensor], scale: float) -> tuple[Tensor, Tensor]:

@@ -8,7 +8,8 @@ strongest edges that connect the input to the logits, ``acdc`` prunes edges one 
 their measured effect (Conmy et al., 2023), and ``faithfulness`` checks a circuit by ablating
 every edge outside it (zero, mean and resample ablation, side by side). ``edge_pruning`` learns
 a mask per edge under a sparsity target (Bhaskar et al., 2024), and ``faithfulness_curve``
-measures any method's ranking at many circuit sizes. ``head_circuit`` keeps whole components
+measures any method's ranking at many circuit sizes; ``discover_circuit`` picks a method by
+name and measures the circuit's faithfulness. ``head_circuit`` keeps whole components
 instead (the top heads by activation patching, every MLP, all edges between them: Wang et al.'s
 unit). Under grouped-query attention (Llama, SmolLM2) each key/value head is one receiver, shared
 by its query heads.
@@ -23,6 +24,8 @@ Example:
 from ._acdc import acdc as acdc
 from ._curves import FaithfulnessCurve as FaithfulnessCurve
 from ._curves import faithfulness_curve as faithfulness_curve
+from ._discover import DISCOVERY_METHODS as DISCOVERY_METHODS
+from ._discover import discover_circuit as discover_circuit
 from ._eap import METHODS as METHODS
 from ._eap import eap as eap
 from ._eap import edge_scores as edge_scores

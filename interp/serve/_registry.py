@@ -7,10 +7,9 @@ Every entry calls the same function the command line calls, with the same defaul
 from __future__ import annotations
 
 from ..cost import Estimate
+from ..discovery import DISCOVERY_METHODS
 from ._analyses import Analysis, Param, axes, choice, flag, integer, number, positions, receivers
 from ._analyses import text as text_arg
-
-DISCOVERY_METHODS = ("EAP", "EAP-IG", "ACDC", "edge-pruning")
 
 
 def _sites() -> tuple[str, ...]:
@@ -128,20 +127,11 @@ def _discover_estimate(model, batch, *, method, top_n, threshold, steps, level, 
 
 def _discover(model, batch, *, method, top_n, threshold, steps, level, task, progress):
     """A circuit by ``method`` with its faithfulness in ``metadata``, as ``interp discover``."""
-    from ..discovery import acdc, eap, edge_pruning, extract, faithfulness
+    from ..discovery import discover_circuit
 
-    if method == "ACDC":
-        circuit = acdc(model, batch, threshold)
-    elif method in ("EAP", "EAP-IG"):
-        circuit = extract(eap(model, batch, method=method), top_n=top_n)
-    else:
-        circuit = edge_pruning(model, batch, target_edges=top_n, steps=steps, level=level)
-    if "faithfulness" not in circuit.metadata:  # edge-pruning has measured it already
-        faith = faithfulness(model, batch, circuit)
-        circuit.metadata["faithfulness"] = dict(
-            zip(faith.labels["ablation"], faith.values.tolist(), strict=True)
-        )
-    return circuit
+    return discover_circuit(
+        model, batch, method, top_n=top_n, threshold=threshold, steps=steps, level=level
+    )
 
 
 def _site(name, value):

@@ -73,6 +73,8 @@ def app_url(tmp_path_factory):
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     circuits = tmp_path_factory.mktemp("circuits")
     hand_made_catalogue(circuits)
+    for name in ("ioi-smollm2", "induction-smollm2"):  # the largest shipped circuits, as drawn
+        shutil.copytree(ROOT / "circuits" / name, circuits / name)
     env["INTERP_CIRCUITS"] = str(circuits)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     with open(log, "wb") as out:

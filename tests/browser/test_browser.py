@@ -147,21 +147,16 @@ def click_point(page, points, index: int) -> None:
     page.mouse.up()
 
 
-def test_clicking_a_node_in_a_circuit_shows_it_and_opens_its_head(page, app_url, shots):
-    page.goto(f"{app_url}/circuits")
-    page.get_by_role("heading", name="Circuits", exact=True).wait_for()
-    settle(page)
-    no_exception(page)
-    page.get_by_text("Faithful, resample abl.").wait_for()
-    graph = page.locator(".js-plotly-plot").first
+def drawn_labels(page, graph) -> tuple[list[str], list[dict]]:
+    """The node labels ``graph`` draws and their boxes, checked never to overlap (the graph is
+    scrolled on screen first: mouse clicks need it there)."""
     labels = graph.locator(".annotation")
     labels.first.wait_for()
-    graph.locator(".cartesianlayer").scroll_into_view_if_needed()  # mouse clicks need it on screen
+    graph.locator(".cartesianlayer").scroll_into_view_if_needed()
     settle(page)
     names = [labels.nth(i).text_content() for i in range(labels.count())]
-    assert "L1H0" in names
     boxes = [labels.nth(i).bounding_box() for i in range(labels.count())]
-    for i, a in enumerate(boxes):  # the labels drawn never overlap
+    for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
             apart = (
                 a["x"] + a["width"] <= b["x"] + 0.5
@@ -170,6 +165,40 @@ def test_clicking_a_node_in_a_circuit_shows_it_and_opens_its_head(page, app_url,
                 or b["y"] + b["height"] <= a["y"] + 0.5
             )
             assert apart, (names[i], a, b)
+    return names, boxes
+
+
+@pytest.mark.parametrize(
+    ("url", "heading", "label"),
+    [
+        ("pathways", "Pathways", "L1H1"),
+        ("circuits?circuit=ioi-smollm2", "Circuits", "L23H3"),
+        ("circuits?circuit=induction-smollm2", "Circuits", "L16H0"),
+    ],
+)
+def test_every_circuit_viewer_draws_labels_apart(page, app_url, shots, url, heading, label):
+    """The Pathways viewer and the large SmolLM2 catalogue circuits (62 and 132 nodes) keep
+    their drawn labels apart; a crowded node keeps its label in its hover text."""
+    page.goto(f"{app_url}/{url}")
+    page.get_by_role("heading", name=heading, exact=True).wait_for()
+    settle(page, timeout=180_000)
+    no_exception(page)
+    graph = page.locator(".js-plotly-plot").last if heading == "Pathways" else None
+    graph = graph or page.locator(".js-plotly-plot").first
+    names, _ = drawn_labels(page, graph)
+    assert label in names, names
+    shot(page, shots, f"viewer-{url.split('=')[-1]}")
+
+
+def test_clicking_a_node_in_a_circuit_shows_it_and_opens_its_head(page, app_url, shots):
+    page.goto(f"{app_url}/circuits")
+    page.get_by_role("heading", name="Circuits", exact=True).wait_for()
+    settle(page)
+    no_exception(page)
+    page.get_by_text("Faithful, resample abl.").wait_for()
+    graph = page.locator(".js-plotly-plot").first
+    names, boxes = drawn_labels(page, graph)
+    assert "L1H0" in names
     # each label sits 16 px above its node: click the node under "L1H0"
     box = boxes[names.index("L1H0")]
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 + 16
