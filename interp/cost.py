@@ -148,7 +148,7 @@ def discovery_estimate(model, batch, method: str, ig_steps: int = 5, steps: int 
             "(6 ablated passes)",
             2 + heads * 0.5 + (1 + BACKWARD) + faithfulness,
         )
-    steps = ig_steps if method == "EAP-IG" else 1
+    steps = ig_steps if method.startswith("EAP-IG") else 1
     return Estimate(
         f"{method}: {steps} gradient pass{'es' if steps > 1 else ''}, then faithfulness "
         "(6 ablated passes)",

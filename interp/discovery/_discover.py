@@ -14,7 +14,7 @@ from ._faithfulness import faithfulness
 from ._graph import extract
 from ._nodes import head_circuit
 
-DISCOVERY_METHODS = ("EAP", "EAP-IG", "ACDC", "edge-pruning", "head-patching")
+DISCOVERY_METHODS = ("EAP", "EAP-IG", "EAP-IG-activations", "ACDC", "edge-pruning", "head-patching")
 LEVELS = ("edge", "node")
 
 
@@ -34,7 +34,7 @@ def discover_circuit(
     Arguments:
         model: a HookedTransformer (or TransformerBridge in compatibility mode).
         task: clean/corrupted prompts and the metric (a Task or its TaskBatch).
-        method: ``"EAP"`` or ``"EAP-IG"`` (scores every edge, keeps the ``top_n`` strongest on a
+        method: ``"EAP"``, ``"EAP-IG"`` or ``"EAP-IG-activations"`` (scores every edge, keeps the ``top_n`` strongest on a
             path to the logits), ``"ACDC"`` (prunes edges below ``threshold``) or
             ``"edge-pruning"`` (learned masks, ``top_n`` edges targeted in ``steps`` steps, on
             edges or on nodes by ``level``) or ``"head-patching"`` (the ``top_n`` heads by
@@ -57,7 +57,7 @@ def discover_circuit(
         raise ValueError(f"level={level!r} is not accepted; use edge or node")
     if method == "ACDC":
         circuit = acdc(model, task, threshold, progress=progress)
-    elif method in ("EAP", "EAP-IG"):
+    elif method in ("EAP", "EAP-IG", "EAP-IG-activations"):
         circuit = extract(eap(model, task, method=method, progress=progress), top_n=top_n)
     elif method == "head-patching":
         circuit = head_circuit(model, task, top_n=top_n, progress=progress)

@@ -6,7 +6,12 @@ about ``(a_u(corrupted) - a_u(clean)) . d metric / d input_v``, summed over posi
 corrupted forward pass plus one backward pass score every edge. EAP-IG (Hanna et al., 2024)
 averages the gradient over ``ig_steps`` runs whose input embeddings lie on the straight line from
 the corrupted to the clean embeddings (``alpha = k / ig_steps``, ``k = 1..ig_steps``), which
-follows saturated effects better; with ``ig_steps=1`` it is EAP.
+follows saturated effects better; with ``ig_steps=1`` it is EAP. This is Hanna et al.'s
+EAP-IG-inputs. ``"EAP-IG-activations"`` interpolates every component's output instead: at each
+step the input and every head's and MLP's output take the value ``corrupted + alpha * (clean -
+corrupted)`` (straight-through, so gradients still flow through them), and the receivers' input
+gradients are read there; it follows effects that saturate inside the model rather than at the
+embeddings.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from ._edges import (
     sender_outputs,
 )
 
-METHODS = ("EAP", "EAP-IG")
+METHODS = ("EAP", "EAP-IG", "EAP-IG-activations")
+_PINNED = ("hook_z", "hook_mlp_out")  # the outputs EAP-IG-activations interpolates
 
 
 @locked
@@ -47,8 +53,9 @@ def edge_scores(
     Arguments:
         model: a HookedTransformer (or TransformerBridge in compatibility mode).
         task: clean/corrupted prompts and the metric.
-        method: ``"EAP"`` or ``"EAP-IG"``.
-        ig_steps: interpolation steps for EAP-IG (ignored by EAP); ``>= 1``.
+        method: ``"EAP"``, ``"EAP-IG"`` (inputs interpolated) or ``"EAP-IG-activations"``
+            (every component's output interpolated).
+        ig_steps: interpolation steps for the EAP-IG methods (ignored by EAP); ``>= 1``.
         progress: show a progress bar over the gradient passes.
 
     Returns:
@@ -66,16 +73,19 @@ def edge_scores(
     batch = task.tokens(model) if isinstance(task, Task) else task
     if batch.metric == "kl":
         batch.baseline(model)  # the clean distribution KL is measured from
-    steps = ig_steps if method == "EAP-IG" else 1
+    steps = ig_steps if method.startswith("EAP-IG") else 1
     corrupted = _run(model, space, batch.corrupted, batch, None, grad=False)
     corrupted_metric = corrupted.pop("metric")
     corrupted_out = sender_outputs(model, space, corrupted)
     scores = torch.zeros(space.n_receivers, space.n_senders)
     delta = None
+    clean: dict[str, Tensor] = {}  # the clean run's outputs, for EAP-IG-activations
     for k in tqdm(range(steps, 0, -1), disable=not progress, desc=method):
         alpha = k / steps
-        run = _run(model, space, batch.clean, batch, (alpha, corrupted), grad=True)
+        pinned = clean if method == "EAP-IG-activations" and delta is not None else None
+        run = _run(model, space, batch.clean, batch, (alpha, corrupted, pinned), grad=True)
         if delta is None:  # the first pass has alpha = 1: the clean run
+            clean = {n: v for n, v in run.items() if n.endswith(_PINNED)}
             _check_recompute(model, run)
             clean_metric = run["metric"]
             delta = corrupted_out - sender_outputs(model, space, run)
@@ -106,8 +116,9 @@ def edge_scores(
 def _run(model, space: EdgeSpace, tokens: Tensor, batch, interpolate, *, grad: bool) -> dict:
     """One forward pass keeping what the scores need (and the metric's gradients if ``grad``).
 
-    ``interpolate=(alpha, corrupted_cache)`` replaces the input embedding by
-    ``corrupted + alpha * (clean - corrupted)``.
+    ``interpolate=(alpha, corrupted_cache, clean_cache)`` replaces the input embedding by
+    ``corrupted + alpha * (clean - corrupted)``; with a ``clean_cache`` (EAP-IG-activations) every
+    head's ``z`` and MLP's output too, straight-through (the value pinned, the gradient kept).
     """
     saved: dict[str, Tensor] = {}
     wanted = [hook_name(model, "resid_pre", la) for la in range(space.n_layers)]
@@ -123,8 +134,12 @@ def _run(model, space: EdgeSpace, tokens: Tensor, batch, interpolate, *, grad: b
 
     def keep(act, hook):
         if hook.name == input_name and interpolate is not None and interpolate[0] != 1.0:
-            alpha, corrupted = interpolate
+            alpha, corrupted, _ = interpolate
             act = corrupted[input_name] + alpha * (act - corrupted[input_name])
+        elif interpolate is not None and interpolate[2] is not None and hook.name.endswith(_PINNED):
+            alpha, corrupted, clean = interpolate
+            target = corrupted[hook.name] + alpha * (clean[hook.name] - corrupted[hook.name])
+            act = act + (target - act).detach()
         saved[hook.name] = act
         return act
 
