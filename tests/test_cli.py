@@ -209,7 +209,10 @@ def test_discover_and_the_catalogue_commands(tmp_path):
     assert out.exit_code == 0, out.output
     assert "faithfulness" in out.output and "L3H2" in out.output
     bad = runner.invoke(app, ["discover", "--method", "magic", "--out", str(tmp_path)])
-    assert bad.exit_code == 2 and "EAP, EAP-IG, ACDC or edge-pruning" in bad.output
+    assert (
+        bad.exit_code == 2
+        and "EAP, EAP-IG, EAP-IG-activations, ACDC, edge-pruning or head-patching" in bad.output
+    )
     listed = runner.invoke(app, ["circuits", "list", "--json"])
     assert "induction-2l-heads" in {r["name"] for r in json.loads(listed.stdout)}
     bad = runner.invoke(app, ["circuits", "check", "nope"])

@@ -86,7 +86,11 @@ EARLY = [
     ("path-patch-negative", ["path-patch", "--receivers", "q:-1:0"], "--receivers 'q:-1:0'"),
     ("path-patch-task", ["path-patch", "--task", "nope"], "--task 'nope'"),
     ("attribute-site", ["attribute", "--site", "mlp"], "--site 'mlp'"),
-    ("discover-method", ["discover", "--method", "magic"], "EAP, EAP-IG, ACDC or edge-pruning"),
+    (
+        "discover-method",
+        ["discover", "--method", "magic"],
+        "EAP, EAP-IG, EAP-IG-activations, ACDC, edge-pruning or head-patching",
+    ),
     (
         "train-layers-organism",
         ["train", "transcoder", "induction-2l", "--layers", "1"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interp.attribution_graph import graph_scores, prompt_graph_entry
+from interp.attribution_graph import graph_scores
 from interp.catalogue import PROMPT_RECIPES, load_entry
 from interp.dictionaries import load_transcoders
 
@@ -20,18 +20,7 @@ def rebuilt(smollm2):
     torch.set_num_threads(2)
     recipe = PROMPT_RECIPES[NAME]
     tcs = load_transcoders("smollm2-135m")
-    info, graph = prompt_graph_entry(
-        smollm2,
-        tcs,
-        recipe.prompt,
-        recipe.corrupted,
-        rival=recipe.rival,
-        model_name=recipe.model,
-        title=recipe.title,
-        node_threshold=recipe.node_threshold,
-        edge_threshold=recipe.edge_threshold,
-        n_described=2,
-    )
+    info, graph = recipe.graph_entry(smollm2, tcs, n_described=2)
     return info, graph
 
 

@@ -77,25 +77,13 @@ def _build_features(name: str, root, model, device) -> Entry:
 
 
 def _build_prompt(name: str, root, model, device) -> Entry:
-    from ..attribution_graph import prompt_graph_entry
     from ..dictionaries import load_transcoders
     from ..models import load_model
 
     recipe = PROMPT_RECIPES[name]
     model = model if model is not None else load_model(recipe.model, device=device)
     tcs = load_transcoders(recipe.model, device=str(model.cfg.device))
-    info, graph = prompt_graph_entry(
-        model,
-        tcs,
-        recipe.prompt,
-        recipe.corrupted,
-        rival=recipe.rival,
-        model_name=recipe.model,
-        title=recipe.title,
-        node_threshold=recipe.node_threshold,
-        edge_threshold=recipe.edge_threshold,
-        notes=recipe.notes,
-    )
+    info, graph = recipe.graph_entry(model, tcs)
     return write_entry(name, {**info, "name": name}, graph, root)
 
 

@@ -137,6 +137,25 @@ class PromptRecipe:
     edge_threshold: float = 0.98
     notes: str = ""
 
+    def graph_entry(self, model, transcoders, *, n_described: int = 8):
+        """The entry's figures and pruned graph, as ``prompt_graph_entry`` makes them from this
+        recipe (``build`` writes them; a test rebuilds them to check the stored figures)."""
+        from ..attribution_graph import prompt_graph_entry
+
+        return prompt_graph_entry(
+            model,
+            transcoders,
+            self.prompt,
+            self.corrupted,
+            rival=self.rival,
+            model_name=self.model,
+            title=self.title,
+            node_threshold=self.node_threshold,
+            edge_threshold=self.edge_threshold,
+            n_described=n_described,
+            notes=self.notes,
+        )
+
 
 PROMPT_RECIPES: dict[str, PromptRecipe] = {
     "capital-france-smollm2-features": PromptRecipe(

@@ -12,7 +12,8 @@ measures any method's ranking at many circuit sizes; ``discover_circuit`` picks 
 name and measures the circuit's faithfulness. ``head_circuit`` keeps whole components
 instead (the top heads by activation patching, every MLP, all edges between them: Wang et al.'s
 unit). Under grouped-query attention (Llama, SmolLM2) each key/value head is one receiver, shared
-by its query heads.
+by its query heads. Position-aware circuits (an edge at one token position:
+``edge_scores(..., by_position=True)``, ``extract_positional``) are described in ``_positions``.
 
 Example:
     >>> from interp.discovery import eap, extract, faithfulness
@@ -46,3 +47,5 @@ from ._graph import to_graph as to_graph
 from ._nodes import head_circuit as head_circuit
 from ._nodes import head_effects as head_effects
 from ._nodes import node_mask as node_mask
+from ._positions import extract_positional as extract_positional
+from ._positions import positional_edges_to_mask as positional_edges_to_mask

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..hooks import hook_name, locked, scoped_hooks
 from ..models import provenance
+from ..patching import position_labels
 from ..result import Result
 from ..tasks import Task, TaskBatch
 from ._edges import (
@@ -34,6 +35,7 @@ from ._edges import (
     qkv_from_inputs,
     sender_outputs,
 )
+from ._positions import aligned_positions, positional_step_scores
 
 METHODS = ("EAP", "EAP-IG", "EAP-IG-activations")
 _PINNED = ("hook_z", "hook_mlp_out")  # the outputs EAP-IG-activations interpolates
@@ -47,6 +49,7 @@ def edge_scores(
     method: str = "EAP",
     ig_steps: int = 5,
     progress: bool = False,
+    by_position: bool = False,
 ) -> Result:
     """Score every edge of the model's head/MLP graph on ``task`` by EAP or EAP-IG.
 
@@ -57,13 +60,17 @@ def edge_scores(
             (every component's output interpolated).
         ig_steps: interpolation steps for the EAP-IG methods (ignored by EAP); ``>= 1``.
         progress: show a progress bar over the gradient passes.
+        by_position: keep the position axis (``[receiver, sender, pos]``, see
+            ``interp.discovery._positions``) instead of summing over it.
 
     Returns:
         A Result ``[receiver, sender]``: the estimated change of the metric when that one edge
         carries the corrupted run's value (NaN where no edge exists). Receivers are each head's
         ``q``/``k``/``v`` input (``"L1H0.k"``; under grouped-query attention one key and one
         value input per key/value head, ``"L1G0.k"``), each MLP and ``"logits"``; senders are
-        ``"input"``, heads and MLPs. ``to_graph`` turns it into a CircuitGraph.
+        ``"input"``, heads and MLPs. ``to_graph`` turns it into a CircuitGraph. With
+        ``by_position``, ``[receiver, sender, pos]`` (positions labelled ``"i:token"`` from the
+        first prompt); summed over ``pos`` it is the ``[receiver, sender]`` Result.
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not accepted; use one of {METHODS}")
@@ -71,13 +78,18 @@ def edge_scores(
         raise ValueError(f"ig_steps={ig_steps!r} must be an integer >= 1")
     space = edge_space(model)
     batch = task.tokens(model) if isinstance(task, Task) else task
+    step_scores = _step_scores
+    if by_position:
+        aligned_positions(batch)
+        step_scores = positional_step_scores
     if batch.metric == "kl":
         batch.baseline(model)  # the clean distribution KL is measured from
     steps = ig_steps if method.startswith("EAP-IG") else 1
     corrupted = _run(model, space, batch.corrupted, batch, None, grad=False)
     corrupted_metric = corrupted.pop("metric")
     corrupted_out = sender_outputs(model, space, corrupted)
-    scores = torch.zeros(space.n_receivers, space.n_senders)
+    per_pos = (batch.clean.shape[1],) if by_position else ()
+    scores = torch.zeros(space.n_receivers, space.n_senders, *per_pos)
     delta = None
     clean: dict[str, Tensor] = {}  # the clean run's outputs, for EAP-IG-activations
     for k in tqdm(range(steps, 0, -1), disable=not progress, desc=method):
@@ -91,14 +103,17 @@ def edge_scores(
             delta = corrupted_out - sender_outputs(model, space, run)
             # [sender, batch * pos * d_model]: each row one sender's contiguous delta
             delta = delta.permute(2, 0, 1, 3).reshape(space.n_senders, -1)
-        scores += _step_scores(model, space, run, delta) / steps
+        scores += step_scores(model, space, run, delta) / steps
     valid = space.reads()
-    scores = scores.masked_fill(~valid, math.nan)
+    scores = scores.masked_fill(~(valid[..., None] if by_position else valid), math.nan)
+    labels = {"receiver": space.receiver_labels(), "sender": space.sender_labels()}
+    if by_position:
+        labels["pos"] = position_labels(model, batch.clean[0])
     return Result(
         scores,
-        ("receiver", "sender"),
+        ("receiver", "sender", "pos") if by_position else ("receiver", "sender"),
         f"{batch.metric} change ({method})",
-        {"receiver": space.receiver_labels(), "sender": space.sender_labels()},
+        labels,
         {
             "model": provenance(model),
             "task": batch.task.name,

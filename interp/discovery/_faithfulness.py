@@ -70,7 +70,9 @@ def faithfulness(
         model: the model the circuit was found in.
         task: clean/corrupted prompts and the metric.
         circuit: a CircuitGraph of component nodes (``eap`` / ``extract`` output), or a boolean
-            ``[receiver, sender]`` tensor of kept edges (the layout of ``edge_scores``).
+            ``[receiver, sender]`` tensor of kept edges (the layout of ``edge_scores``); a
+            position-aware circuit as a ``[receiver, sender, pos]`` tensor or the graph of
+            ``extract_positional`` (nodes with ``pos``).
         ablations: any of ``"zero"``, ``"mean"``, ``"resample"``.
         progress: show a progress bar over the ablated runs (two per ablation).
 
@@ -81,8 +83,8 @@ def faithfulness(
     """
     ablations = check_ablations(ablations)
     space = edge_space(model)
-    kept, size = _kept_edges(space, circuit)
     batch = task.tokens(model) if isinstance(task, Task) else task
+    kept, size = _kept_edges(space, circuit, batch.clean.shape[1])
     clean_metric, corrupted_metric = batch.baseline(model)
     valid = space.reads()
     clean_out, corrupted_out = (
@@ -98,7 +100,8 @@ def faithfulness(
             reference = torch.cat([clean_out, corrupted_out]).mean(0, keepdim=True)
         else:
             reference = corrupted_out
-        raw[how] = ablated_metric(model, space, batch, valid & ~kept, reference)
+        ablate = (valid[..., None] if kept.dim() == 3 else valid) & ~kept
+        raw[how] = ablated_metric(model, space, batch, ablate, reference)
         bar.update()
         empty[how] = ablated_metric(model, space, batch, valid, reference)
         bar.update()
@@ -124,19 +127,30 @@ def faithfulness(
     )
 
 
-def _kept_edges(space: EdgeSpace, circuit) -> tuple[Tensor, dict]:
-    """Boolean ``[receiver, sender]`` of the circuit's edges, and the circuit's size."""
+def _kept_edges(space: EdgeSpace, circuit, n_pos: int | None = None) -> tuple[Tensor, dict]:
+    """Boolean ``[receiver, sender]`` of the circuit's edges, and the circuit's size; with
+    ``n_pos`` (the prompts' length) also ``[receiver, sender, pos]`` for a positional circuit."""
     if isinstance(circuit, Tensor):
-        if circuit.shape != (space.n_receivers, space.n_senders) or circuit.dtype != torch.bool:
+        shapes = [(space.n_receivers, space.n_senders)]
+        accepted = f"bool [{space.n_receivers}, {space.n_senders}] (receiver, sender)"
+        if n_pos is not None:
+            shapes.append((space.n_receivers, space.n_senders, n_pos))
+            accepted += f" or [{space.n_receivers}, {space.n_senders}, {n_pos}] (..., pos)"
+        if circuit.shape not in shapes or circuit.dtype != torch.bool:
             raise ValueError(
-                f"circuit as a tensor must be bool [{space.n_receivers}, {space.n_senders}] "
-                f"(receiver, sender), got {circuit.dtype} {tuple(circuit.shape)}"
+                f"circuit as a tensor must be {accepted}, "
+                f"got {circuit.dtype} {tuple(circuit.shape)}"
             )
-        kept = circuit.cpu() & space.reads()
+        valid = space.reads()
+        kept = circuit.cpu() & (valid[..., None] if circuit.dim() == 3 else valid)
         return kept, {"circuit_channel_edges": int(kept.sum())}
     from ._graph import graph_edges_to_mask
+    from ._positions import positional_edges_to_mask
 
-    kept = graph_edges_to_mask(space, circuit)
+    if n_pos is not None and any(node.pos is not None for node in circuit.nodes):
+        kept = positional_edges_to_mask(space, circuit, n_pos)
+    else:
+        kept = graph_edges_to_mask(space, circuit)
     return kept, {
         "circuit_edges": int(circuit.n_edges),
         "circuit_nodes": len(circuit.nodes),
@@ -151,8 +165,14 @@ def ablated_metric(
     """The metric on the clean prompts with the edges ``ablate`` (``[receiver, sender]``) ablated.
 
     ``reference`` is the senders' ablated outputs ``[batch or 1, pos, sender, d_model]``, or None
-    for zeros.
+    for zeros. ``ablate`` may also be ``[receiver, sender, pos]``: edge ``s -> r`` is then ablated
+    at position ``p`` only, where ``r``'s input at ``p`` reads the reference of ``s`` at ``p``
+    (position-aware circuits, ``interp.discovery._positions``).
     """
+    if ablate.dim() == 3 and ablate.shape[2] != batch.clean.shape[1]:
+        raise ValueError(
+            f"ablate has {ablate.shape[2]} positions but the prompts have {batch.clean.shape[1]}"
+        )
     mask = ablate.to(device=batch.clean.device, dtype=torch.float32)
     n_layers = space.n_layers
     outputs: list[Tensor] = []  # one [batch, pos, sender, d_model] buffer of this run's outputs
@@ -172,9 +192,15 @@ def ablated_metric(
 
     def deviation(rows: Tensor) -> Tensor:
         """``sum_s rows[r, s] * (current - ablated output of sender s)``: ``[batch, pos, r, d]``
-        for ``rows`` ``[r, n]`` over the first ``n`` senders."""
+        for ``rows`` ``[r, n]`` (or ``[r, n, pos]``) over the first ``n`` senders."""
         n = rows.shape[1]
         current = outputs[0][:, :, :n]  # each (batch, pos) an [n, d_model] matrix: no copy
+        if rows.dim() == 3:  # one [r, n] matrix per position
+            out = torch.einsum("rnp,bpnd->bprd", rows.to(current.dtype), current)
+            if reference is not None:
+                ref = reference[:, :, :n]
+                out = out - torch.einsum("rnp,bpnd->bprd", rows.to(ref.dtype), ref)
+            return out
         out = rows.to(current.dtype) @ current
         if reference is not None:
             out = out - rows.to(reference.dtype) @ reference[:, :, :n]
