@@ -14,9 +14,12 @@ pytestmark = pytest.mark.slow
 def test_the_feature_page_reads_and_steers(page, app_url, shots):
     page.goto(f"{app_url}/features?feature_layer=0&feature=129")
     page.get_by_role("heading", name="Layer 0, feature 129").wait_for()
+    contexts = page.locator(".feature-contexts .ctx")
+    # the heading is drawn before the page is read (a first visit computes it, and the URL's
+    # widgets may rerun the script once): wait for the contexts, then for the run to end
+    contexts.first.wait_for(timeout=120_000)
     settle(page)
     no_exception(page)
-    contexts = page.locator(".feature-contexts .ctx")
     assert contexts.count() == 8
     assert page.locator(".feature-contexts .tok.peak").count() == 8
     peak = page.locator(".feature-contexts .tok.peak").first
