@@ -461,21 +461,6 @@ def feature_density(spec: str, device: str, source: str) -> Result:
         return density(model, transcoders(source, device), feature_tokens(spec, device))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def feature_details(spec: str, device: str, source: str, layer: int, feature: int) -> dict:
-    """Top contexts (held-out batch) and direct logit effects of one feature."""
-    from interp.dictionaries import feature_logit_effects, feature_top_contexts
-
-    model = get_model(spec, device)
-    tcs = transcoders(source, device)
-    with model_lock(model):
-        contexts = feature_top_contexts(
-            model, tcs, layer, feature_tokens(spec, device), [feature], k=8
-        )[feature]
-        effects = feature_logit_effects(model, tcs, layer, [feature], k=10)[feature]
-    return {"contexts": contexts, "effects": effects}
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def prompt_features(spec: str, device: str, source: str, layer: int, prompt: str) -> list:
     """The features of ``layer`` most active on the prompt: ``[(feature, max activation, pos)]``."""

@@ -208,7 +208,7 @@ def load_model(
             organism or a hub model; not GGUF): ``"auto"``, ``"balanced"``, ``"sequential"`` or
             ``{module name: "cuda:N" | N | "cpu" | "disk"}``. Gives a TransformerBridge without
             weight processing; exclusive with ``device``. Analyses give the numbers they give on
-            one device; those reading weight matrices need ``interp._offload.onloaded(model)``
+            one device; those reading weight matrices need ``interp.models.onloaded(model)``
             when layers are offloaded. The realized map is recorded in the provenance.
         max_memory: with ``device_map``, the budget per device (``{0: "20GiB", "cpu": "60GiB"}``);
             what does not fit goes to the next device, then to disk.
