@@ -77,7 +77,7 @@ def node_details(graph, node_id: str, model_spec: str | None) -> None:
     if any(n.kind == "logit" for n in graph.nodes) and graph.n_edges:
         fields["influence"] = round(float(graph.influence()[index]), 4)
     st.json({k: v for k, v in fields.items() if v is not None}, expanded=True)
-    if note := graph.metadata.get("node_notes", {}).get(node_id):
+    if note := graph.provenance.get("node_notes", {}).get(node_id):
         st.markdown(f"Note: *{shown(note)}*")
     incoming = sorted(
         ((s.name, w) for s, d, w, _ in graph.edges() if d.node_id == node_id),
@@ -105,11 +105,13 @@ def node_details(graph, node_id: str, model_spec: str | None) -> None:
 
 def annotations(graph, pruned, *, key: str, save=None) -> None:
     """Supernodes (named groups of nodes) and notes on nodes, drawn on the graph and saved with
-    it: ``save(graph)`` writes the graph (with ``metadata["supernodes"]``, circuit-tracer's
-    ``[name, node_id, ...]`` lists, and ``metadata["node_notes"]``) where it came from."""
+    it: ``save(graph)`` writes the graph (with ``provenance["supernodes"]``, circuit-tracer's
+    ``[name, node_id, ...]`` lists, and ``provenance["node_notes"]``) where it came from."""
     ss = st.session_state
-    groups = ss.setdefault(f"{key}_groups", [list(g) for g in graph.metadata.get("supernodes", [])])
-    notes = ss.setdefault(f"{key}_notes", dict(graph.metadata.get("node_notes", {})))
+    groups = ss.setdefault(
+        f"{key}_groups", [list(g) for g in graph.provenance.get("supernodes", [])]
+    )
+    notes = ss.setdefault(f"{key}_notes", dict(graph.provenance.get("node_notes", {})))
     names = {n.node_id: n.name for n in pruned.nodes}
     with st.expander(f"Supernodes and notes ({len(groups)} groups, {len(notes)} notes)"):
         c1, c2 = st.columns([2, 1])
@@ -146,12 +148,12 @@ def annotations(graph, pruned, *, key: str, save=None) -> None:
         if save is not None and st.button(
             "Save supernodes and notes with the circuit", key=f"{key}_save"
         ):
-            graph.metadata["supernodes"] = [list(g) for g in groups]
-            graph.metadata["node_notes"] = dict(notes)
+            graph.provenance["supernodes"] = [list(g) for g in groups]
+            graph.provenance["node_notes"] = dict(notes)
             save(graph)
             st.success("Saved with the circuit (also in its viewer JSON's qParams.supernodes).")
-    pruned.metadata["supernodes"] = [list(g) for g in groups]
-    pruned.metadata["node_notes"] = dict(notes)
+    pruned.provenance["supernodes"] = [list(g) for g in groups]
+    pruned.provenance["node_notes"] = dict(notes)
 
 
 def show_graph(

@@ -20,6 +20,7 @@ import streamlit as st
 import torch
 
 from interp import heads as H
+from interp.adapter import adapter
 from interp.hooks import hook_name, model_lock, run_with_cache
 from interp.models import ModelNotAvailableOffline, ModelSpecError, load_model
 from interp.result import Result
@@ -63,7 +64,7 @@ def model_info(model) -> ModelInfo:
         c.n_ctx,
         c.d_vocab,
         c.d_model,
-        getattr(c, "interp_provenance", {}).get("backend", "hooked"),
+        adapter(model).backend,
         bool(getattr(c, "attn_only", False)),
     )
 

@@ -2,6 +2,8 @@
 
     python benchmarks/attribution_graph.py                       # induction-2l, shipped transcoders
     python benchmarks/attribution_graph.py --ct-python /work/venv-ct/bin/python --repeats 3
+    python benchmarks/attribution_graph.py --model smollm2-135m --transcoders /tmp/tc30 \\
+        --prompt "The capital of France is" --ct-python /work/venv-ct/bin/python
 
 circuit-tracer 0.5.0 pins transformers<=4.57.3 and huggingface-hub<1.0, so it lives in its own
 virtual environment (``python -m venv /work/venv-ct && /work/venv-ct/bin/pip install
@@ -15,8 +17,22 @@ features, every edge) on the same tokens, the same transcoders and the same batc
 one warm-up run, and writes its edges keyed by node id (``feature.L.F@P``, ``error.L@P``,
 ``token.T@P``, ``logit.T@P``). The driver compares the edges.
 
-Both treat the first (BOS) position's MLP output as a constant and use demeaned logits, and
-both select the same logit targets (top tokens to cumulative probability 0.95, at most 10).
+Both treat the first (BOS) position's MLP output as a constant and use demeaned logits. The
+driver picks the logit targets once, from our model's logits (top tokens to cumulative
+probability 0.95, at most 10, the rule both use by default), and hands the same ids to both.
+
+Any model ``interp.load_model`` loads as a ``HookedTransformer`` can be given with ``--model``,
+e.g. SmolLM2-135M-Instruct (``smollm2-135m``, de-quantised from its GGUF file): the driver saves
+the HookedTransformer's own weights (TransformerLens names, so no Hugging Face checkpoint is
+needed and nothing is fetched) and the config fields that rebuild it, and circuit-tracer's
+``ReplacementModel.from_config`` builds the same model from them. circuit-tracer needs a
+transcoder for every layer (``--transcoders``: a folder of ``layer_L`` sae-lens folders, one per
+MLP). ``--prompt`` is tokenised by our model's tokenizer with BOS
+(``interp.attribution_graph.prompt_tokens``); without it the prompt is a random induction
+sequence of ``--prompt-len`` tokens after BOS. Both sides get those token ids, and circuit-tracer
+gets the model's tokenizer with its special tokens (so it prepends no second BOS; the worker
+checks). ``--backend`` picks how our side loads the model (``hooked``, the default: the
+``"linear"`` engine; ``bridge``: a TransformerBridge, the ``"autograd"`` engine).
 """
 
 from __future__ import annotations
@@ -63,42 +79,77 @@ def peak_mb() -> float:
 
 
 # -- driver ------------------------------------------------------------------------------------
-def export(work: Path, organism: str, transcoders: str, prompt_len: int, seed: int) -> dict:
+def export(
+    work: Path,
+    organism: str,
+    transcoders: str,
+    prompt_len: int,
+    seed: int,
+    prompt: str | None = None,
+    backend: str = "hooked",
+) -> dict:
     import torch
 
     from interp import load_model
+    from interp.attribution_graph import prompt_tokens, salient_logits
     from interp.dictionaries import export_circuit_tracer, load_transcoders
     from interp.organisms import ORGANISMS
 
-    model = load_model(organism, device="cpu")
+    # a HookedTransformer whatever our side runs: circuit-tracer loads its state dict
+    model = load_model(organism, device="cpu", backend="hooked")
     tcs = load_transcoders(transcoders)
+    n_layers = int(model.cfg.n_layers)
+    if sorted(tcs) != list(range(n_layers)):
+        raise SystemExit(
+            f"circuit-tracer's ReplacementModel needs a transcoder for every one of the {n_layers} "
+            f"layers of {organism}; {transcoders} has layers {sorted(tcs)}"
+        )
     work.mkdir(parents=True, exist_ok=True)
     meta = export_circuit_tracer(tcs, work / "transcoders")
-    torch.save(model.state_dict(), work / "model.pt")
+    # parameters only: the masks and rotary tables are rebuilt from the config
+    buffers = ("mask", "IGNORE", "rotary_sin", "rotary_cos")
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith(buffers)}
+    torch.save(state, work / "model.pt")
     cfg = {k: getattr(model.cfg, k) for k in CFG_FIELDS if hasattr(model.cfg, k)}
     cfg = {k: (float(v) if type(v).__name__ == "float64" else v) for k, v in cfg.items()}
-    # an induction prompt: BOS, then a random segment repeated twice
-    gen = torch.Generator().manual_seed(seed)
-    half = (prompt_len - 1) // 2
-    seg = torch.randint(1, model.cfg.d_vocab, (half,), generator=gen)
-    tokens = [model.tokenizer.bos_token_id, *seg.tolist(), *seg.tolist()][:prompt_len]
+    if prompt is not None:
+        tokens = prompt_tokens(model, prompt).tolist()  # BOS as our attribution_graph adds it
+    else:
+        # an induction prompt: BOS, then a random segment repeated twice
+        gen = torch.Generator().manual_seed(seed)
+        half = (prompt_len - 1) // 2
+        seg = torch.randint(1, model.cfg.d_vocab, (half,), generator=gen)
+        tokens = [model.tokenizer.bos_token_id, *seg.tolist(), *seg.tolist()][:prompt_len]
+    with torch.no_grad():
+        logits = model(torch.tensor([tokens]))[0, -1]
+    targets = salient_logits(logits)[0].tolist()  # circuit-tracer's default rule, chosen once
     # circuit-tracer's transformers (4.x) cannot read a transformers-5 tokenizer_config: give it
     # the same tokenizer.json under a config it knows
     tok_dir = work / "tokenizer"
     tok_dir.mkdir(exist_ok=True)
-    src = ORGANISMS[organism].path
-    (tok_dir / "tokenizer.json").write_bytes((src / "tokenizer.json").read_bytes())
-    bos = model.tokenizer.bos_token
-    tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": bos, "eos_token": bos}
-    tok_cfg.update(unk_token=bos, pad_token=bos, model_max_length=int(model.cfg.n_ctx))
+    if organism in ORGANISMS:
+        src = ORGANISMS[organism].path
+        (tok_dir / "tokenizer.json").write_bytes((src / "tokenizer.json").read_bytes())
+        bos = model.tokenizer.bos_token
+        tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": bos, "eos_token": bos}
+        tok_cfg.update(unk_token=bos, pad_token=bos, model_max_length=int(model.cfg.n_ctx))
+    else:  # e.g. SmolLM2's, rebuilt from its GGUF file: its own special tokens
+        model.tokenizer.backend_tokenizer.save(str(tok_dir / "tokenizer.json"))
+        tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast"}
+        for name in ("bos_token", "eos_token", "unk_token", "pad_token"):
+            if getattr(model.tokenizer, name, None) is not None:
+                tok_cfg[name] = str(getattr(model.tokenizer, name))
+        tok_cfg["model_max_length"] = int(model.cfg.n_ctx)
     (tok_dir / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
     job = {
         "organism": organism,
+        "backend": backend,
         "transcoders": str(transcoders),
         "tokenizer": str(tok_dir),
         "cfg": cfg,
         "transcoder_paths": meta["transcoder_paths"],
         "tokens": tokens,
+        "target_logits": targets,
     }
     (work / "job.json").write_text(json.dumps(job))
     return job
@@ -138,8 +189,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--worker", choices=["ours", "ct"])
     ap.add_argument("--work", default=None)
-    ap.add_argument("--organism", default="induction-2l")
+    ap.add_argument(
+        "--model",
+        "--organism",
+        dest="organism",
+        metavar="MODEL",
+        default="induction-2l",
+        help="an organism, smollm2-135m, or any spec load_model takes",
+    )
+    ap.add_argument(
+        "--backend", default="hooked", help="load_model's backend for our side (hooked, bridge)"
+    )
     ap.add_argument("--transcoders", default=None, help="folder (default: the shipped ones)")
+    ap.add_argument("--prompt", default=None, help="text (default: a random induction prompt)")
     ap.add_argument("--prompt-len", type=int, default=41)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
@@ -160,19 +222,37 @@ def main() -> None:
     import tempfile
 
     work = Path(args.work or tempfile.mkdtemp(prefix="attrib-bench-"))
-    job = export(work, args.organism, args.transcoders or args.organism, args.prompt_len, args.seed)
+    job = export(
+        work,
+        args.organism,
+        args.transcoders or args.organism,
+        args.prompt_len,
+        args.seed,
+        prompt=args.prompt,
+        backend=args.backend,
+    )
     ours = run_worker(sys.executable, "ours", work, args.batch_size, args.repeats, args.threads)
     ct = run_worker(args.ct_python, "ct", work, args.batch_size, args.repeats, args.threads)
     cmp = compare(ours.pop("edges"), ct.pop("edges"))
     report = {
         "organism": args.organism,
+        "transcoders": job["transcoders"],
+        "prompt": args.prompt,
         "prompt_tokens": len(job["tokens"]),
+        "tokens": job["tokens"],
+        "logit_targets": job["target_logits"],
         "batch_size": args.batch_size,
         "threads": args.threads,
         "ours": ours,
         "circuit_tracer": ct,
         "time_ratio_ours_over_ct": ours["seconds_median"] / ct["seconds_median"],
-        "memory_ratio_ours_over_ct": ours["peak_mb_delta"] / max(ct["peak_mb_delta"], 1e-9),
+        # None where circuit-tracer's run needed no memory beyond what its warm-up left (a short
+        # prompt: the warm-up is the whole prompt, and its freed blocks are reused)
+        "memory_ratio_ours_over_ct": (
+            ours["peak_mb_delta"] / ct["peak_mb_delta"] if ct["peak_mb_delta"] >= 1 else None
+        ),
+        "peak_rss_ratio_ours_over_ct": ours["peak_rss_mb"] / ct["peak_rss_mb"],
+        "same_logit_targets": sorted(ours["logit_targets"]) == sorted(ct["logit_targets"]),
         "edges": cmp,
     }
     print(json.dumps(report, indent=2))
@@ -187,9 +267,10 @@ def worker_ours(job: dict, work: Path, batch: int, repeats: int) -> dict:
     from interp.attribution_graph import attribution_graph
     from interp.dictionaries import load_transcoders
 
-    model = load_model(job["organism"], device="cpu")
+    model = load_model(job["organism"], device="cpu", backend=job.get("backend", "auto"))
     tcs = load_transcoders(job["transcoders"])
     tokens = torch.tensor(job["tokens"])
+    targets = job.get("target_logits")
     attribution_graph(model, tcs, tokens[:8], batch_size=batch)  # warm-up (imports, kernels)
     before = rss_mb()
     times = []
@@ -197,16 +278,23 @@ def worker_ours(job: dict, work: Path, batch: int, repeats: int) -> dict:
     for _ in range(repeats):
         g = None  # the previous graph is freed before the next is built
         t = time.perf_counter()
-        g = attribution_graph(model, tcs, tokens, batch_size=batch)
+        g = attribution_graph(model, tcs, tokens, batch_size=batch, target_logits=targets)
         times.append(time.perf_counter() - t)
-    peak = peak_mb() - before  # before the comparison's edge dict is built
+    peak_abs = peak_mb()  # before the comparison's edge dict is built
+    peak = peak_abs - before
     edges = {f"{s.node_id}>{d.node_id}": w for s, d, w, _ in g.edges()}
+    info = g.provenance
     return {
+        "model": type(model).__name__,
+        "engine": info["settings"]["engine"],
         "seconds": times,
         "seconds_median": sorted(times)[len(times) // 2],
         "peak_mb_delta": peak,
+        "rss_mb_before": before,
+        "peak_rss_mb": peak_abs,
         "nodes": len(g.nodes),
-        "feature_nodes": g.metadata["n_feature_nodes"],
+        "feature_nodes": info["n_feature_nodes"],
+        "logit_targets": [n.index for n in g.nodes if n.kind == "logit"],
         "edges": edges,
     }
 
@@ -241,6 +329,8 @@ def worker_ct(job: dict, work: Path, batch: int, repeats: int) -> dict:
         raise RuntimeError(f"weights did not load: missing {bad[:5]}, unexpected {unexpected[:5]}")
     model.set_tokenizer(PreTrainedTokenizerFast.from_pretrained(job["tokenizer"]))
     tokens = torch.tensor(job["tokens"])
+    targets = job.get("target_logits")
+    targets = None if targets is None else torch.tensor(targets)
     attribute(tokens[:8], model, batch_size=batch)  # warm-up
     before = rss_mb()
     times = []
@@ -248,9 +338,14 @@ def worker_ct(job: dict, work: Path, batch: int, repeats: int) -> dict:
     for _ in range(repeats):
         g = None  # the previous graph is freed before the next is built
         t = time.perf_counter()
-        g = attribute(tokens, model, batch_size=batch)
+        g = attribute(tokens, model, batch_size=batch, attribution_targets=targets)
         times.append(time.perf_counter() - t)
-    peak = peak_mb() - before  # before the comparison's edge dict is built
+    peak_abs = peak_mb()  # before the comparison's edge dict is built
+    peak = peak_abs - before
+    if g.input_tokens.tolist() != tokens.tolist():  # e.g. a BOS it did not know was special
+        raise RuntimeError(
+            f"circuit-tracer ran on {g.input_tokens.tolist()}, not {tokens.tolist()}"
+        )
     n_pos, n_layers = len(tokens), cfg.n_layers
     sel = g.active_features[g.selected_features].tolist()
     names = [f"feature.{la}.{f}@{p}" for la, p, f in sel]
@@ -265,8 +360,11 @@ def worker_ct(job: dict, work: Path, batch: int, repeats: int) -> dict:
         "seconds": times,
         "seconds_median": sorted(times)[len(times) // 2],
         "peak_mb_delta": peak,
+        "rss_mb_before": before,
+        "peak_rss_mb": peak_abs,
         "nodes": len(names),
         "feature_nodes": len(sel),
+        "logit_targets": [int(t.vocab_idx) for t in g.logit_targets],
         "edges": edges,
     }
 

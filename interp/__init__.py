@@ -3,6 +3,8 @@
 The public API, re-exported from the modules that define it.
 """
 
+from .adapter import ModelAdapter as ModelAdapter
+from .adapter import adapter as adapter
 from .attribution import attribution_patch as attribution_patch
 from .attribution import direct_logit_attribution as direct_logit_attribution
 from .attribution import logit_lens as logit_lens

@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from .adapter import adapter
+
 _OFFLOAD_TARGETS = ("cpu", "disk")
 
 
@@ -38,8 +40,7 @@ def offloaded(model) -> bool:
 
 
 def _hf_model(model):
-    hf = model.__dict__.get("original_model")
-    return hf if hf is not None else getattr(model, "original_model", None)
+    return adapter(model).hf_model
 
 
 def _offloaded_hook(module):
@@ -61,17 +62,20 @@ def onloaded(model):
         ...     copying, suppression = ov_copying_scores(model)
     """
     hf = _hf_model(model)
-    hooked = [
-        (m, h)
-        for m in (hf.modules() if hf is not None else model.modules())
-        if (h := _offloaded_hook(m))
-    ]
+    with _onloaded_modules(hf if hf is not None else model):
+        yield model
+
+
+@contextlib.contextmanager
+def _onloaded_modules(root):
+    """Bring in the offloaded weights of ``root``'s modules for the block."""
+    hooked = [(m, h) for m in root.modules() if (h := _offloaded_hook(m))]
     done = []
     try:
         for module, hook in hooked:
             hook.pre_forward(module)
             done.append((module, hook))
-        yield model
+        yield root
     finally:
         for module, hook in reversed(done):
             hook.post_forward(module, None)
@@ -196,10 +200,7 @@ def _keep_added_tensors(hf_model) -> None:
 
 @contextlib.contextmanager
 def _onloaded_hf(hf_model):
-    class _Holder:
-        original_model = hf_model
-
-    with onloaded(_Holder()):
+    with _onloaded_modules(hf_model):
         yield
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from . import _checks
+from .adapter import adapter
 from .hooks import hook_name, locked, run_with_cache, scoped_hooks
 from .models import provenance
 from .patching import SITE_AXES, hooked_site, patch_sweep, position_labels
@@ -158,7 +159,7 @@ def direct_logit_attribution(
     Returns:
         ``{"heads": Result(layer, head), "neurons": Result(layer, neuron), "other": Result(term)}``.
     """
-    if not hasattr(model, "ln_final") and model.cfg.normalization_type is not None:
+    if adapter(model).ln_final is None and model.cfg.normalization_type is not None:
         raise ValueError("direct_logit_attribution needs the model's final norm (ln_final)")
     batch = task.tokens(model) if isinstance(task, Task) else task
     if run not in ("clean", "corrupted"):
@@ -223,7 +224,7 @@ def direct_logit_attribution(
         "mlp biases": project(_bias_sum(model, "mlp", "b_out").expand_as(embed)).mean(0),
         "unembed and norm biases": (
             bias + (model.ln_final.b @ direction.T).diagonal()
-            if hasattr(model.ln_final, "b")
+            if getattr(model.ln_final, "b", None) is not None
             else bias
         ).mean()
         if model.cfg.normalization_type is not None
@@ -291,7 +292,8 @@ def logit_lens(model, tokens: torch.Tensor, targets: torch.Tensor | None = None)
     with torch.no_grad():
         for name in names:
             resid = cache[name][:, : targets.shape[1]]
-            normed = model.ln_final(resid) if hasattr(model, "ln_final") else resid
+            ln_final = adapter(model).ln_final
+            normed = ln_final(resid) if ln_final is not None else resid
             logprobs = (normed @ model.W_U + model.b_U).log_softmax(-1)
             rows.append(logprobs.gather(-1, targets[..., None].to(logprobs.device))[..., 0].mean(0))
     labels = {"pos": position_labels(model, tokens[0])[: targets.shape[1]]}

@@ -397,7 +397,7 @@ def _finish_graph(
     except OSError as err:
         raise _fail(str(err), 1) from err
     edges = sorted(graph.edges(), key=lambda e: -abs(e[2]))[:top]
-    tokens = graph.metadata.get("prompt_tokens")
+    tokens = graph.provenance.get("prompt_tokens")
     best = [
         {
             "source": s.node_id,
@@ -956,9 +956,9 @@ def discover(
     except (ValueError, NotImplementedError) as err:
         raise _fail(str(err)) from err
     if not as_json:
-        scores = ", ".join(f"{k} {v:.3f}" for k, v in circuit.metadata["faithfulness"].items())
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in circuit.provenance["faithfulness"].items())
         typer.echo(f"faithfulness (share of the clean-vs-corrupted metric): {scores}")
-        if heads := circuit.metadata.get("heads"):
+        if heads := circuit.provenance.get("heads"):
             kept = ", ".join(f"{h['head']} {h['effect']:+.2f}" for h in heads)
             typer.echo(f"heads kept (metric change with the head alone corrupted): {kept}")
     reading = {"ACDC": "", "edge-pruning": EDGE_READINGS["edge-pruning"]}.get(
@@ -1266,11 +1266,11 @@ def runs_show(
         raise _fail(str(err)) from err
     if isinstance(result, CircuitGraph):
         edges = sorted(result.edges(), key=lambda e: -abs(e[2]))[: max(top, 10)]
-        tokens = result.metadata.get("prompt_tokens")
+        tokens = result.provenance.get("prompt_tokens")
         info = {
             "run": run_id,
             "graph": repr(result),
-            "metadata": result.metadata,
+            "provenance": result.provenance,
             "top_edges": [[s.node_id, t.node_id, round(w, 4), m] for s, t, w, m in edges],
         }
         if as_json:

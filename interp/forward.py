@@ -31,15 +31,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._offload import offloaded
-from .models import is_hooked
+from .adapter import adapter
 
 PatchFn = Callable[[str, Tensor], Tensor]
-
-
-def _bridge(model) -> bool:
-    return type(model).__name__ == "TransformerBridge" and bool(
-        getattr(model, "compatibility_mode", False)
-    )
 
 
 def supported(model, n_pos: int | None = None) -> bool:
@@ -59,10 +53,10 @@ def blockers(model, n_pos: int | None = None) -> list[str]:
         model: a TransformerLens model.
         n_pos: the prompts' length; sliding-window attention blocks only a window shorter than it.
     """
-    hooked, bridge = is_hooked(model), _bridge(model)
-    if not (hooked or bridge):
+    info = adapter(model)
+    if not (info.is_hooked or info.compatibility_mode):
         return [
-            f"{type(model).__name__} is neither a HookedTransformer nor a TransformerBridge "
+            f"{info.kind} is neither a HookedTransformer nor a TransformerBridge "
             "in compatibility mode"
         ]
     cfg = model.cfg
@@ -84,9 +78,9 @@ def blockers(model, n_pos: int | None = None) -> list[str]:
         "weights offloaded by accelerate (device_map)": offloaded(model),
     }
     window = getattr(cfg, "window_size", None) if getattr(cfg, "use_local_attn", False) else None
-    if bridge:
+    if info.compatibility_mode:
         found.update(_bridge_blockers(model))
-        window = window or _sliding_window(model.__dict__.get("original_model"))
+        window = window or _sliding_window(info.hf_model)
     if window is not None and (n_pos is None or window < n_pos):
         found[f"local (sliding-window) attention, window {window}"] = True
     return [name for name, present in found.items() if present]
@@ -181,10 +175,11 @@ def _attn_scale(model, layer: int) -> float:
 
 def _rotate(model, layer: int, x: Tensor, offset: int) -> Tensor:
     """Rotary embedding of ``x`` (``[batch, pos, head, d_head]``) at positions ``offset..``."""
-    if is_hooked(model):
+    info = adapter(model)
+    if info.is_hooked:
         return model.blocks[layer].attn.apply_rotary(x, offset)
     n = offset + x.shape[1]
-    cache = model.__dict__.setdefault("_interp_rotary", {})
+    cache = info.cache("rotary")
     key = (x.device, x.dtype)
     if key not in cache or cache[key][0].shape[0] < n:
         size = max(n, 2 * cache[key][0].shape[0] if key in cache else 64)
@@ -200,8 +195,8 @@ def _rotate(model, layer: int, x: Tensor, offset: int) -> Tensor:
 
 
 def _fused(model, layer: int) -> _Fused:
-    """The attention weights of ``layer`` as contiguous matrices, cached on the model."""
-    cache = model.__dict__.setdefault("_interp_fused", {})
+    """The attention weights of ``layer`` as contiguous matrices, cached in the model's adapter."""
+    cache = adapter(model).cache("fused_attention")
     attn = model.blocks[layer].attn
     # a TransformerBridge builds W_Q anew on each access: key on the weight it is built from
     source = getattr(getattr(attn, "q", None), "weight", None)
@@ -255,9 +250,10 @@ def mlp(model, layer: int, x: Tensor) -> Tensor:
     the same, as the same ``F.linear`` calls run on the same layouts."""
     module = model.blocks[layer].mlp
     cfg = model.cfg
-    if not (is_hooked(model) and cfg.gated_mlp) or cfg.is_layer_norm_activation():
+    info = adapter(model)
+    if not (info.is_hooked and cfg.gated_mlp) or cfg.is_layer_norm_activation():
         return module(x)
-    cache = model.__dict__.setdefault("_interp_fused_mlp", {})
+    cache = info.cache("fused_mlp")
     key = (layer, module.W_gate.data_ptr(), module.W_gate._version, module.W_out._version)
     if key not in cache:
         cache[key] = _GatedMLP(

@@ -36,7 +36,6 @@ import difflib
 import functools
 import inspect
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ import torch
 from torch import Tensor
 
 from . import _checks
+from .adapter import ModelAdapter, adapter, unwrap
 
 
 @dataclass(frozen=True)
@@ -130,10 +130,7 @@ def hook_name(model, site: str, layer: int | None = None) -> str:
         ValueError: ``site`` is not one of ``SITES``, or ``layer`` is out of range.
         UnknownHookError: the model has no such hook (e.g. ``mlp_out`` on an attention-only model).
     """
-    try:
-        known = _NAMES.setdefault(model, {})
-    except TypeError:  # not weakly referable
-        known = {}
+    known = adapter(model).cache("hook_names")
     name = known.get((site, layer))
     if name is None:
         name = _hook_name(model, site, layer)  # raises the helpful errors
@@ -144,9 +141,6 @@ def hook_name(model, site: str, layer: int | None = None) -> str:
                     known[(site, other)] = candidate
         known[(site, layer)] = name
     return name
-
-
-_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _hook_name(model, site: str, layer: int | None) -> str:
@@ -193,17 +187,10 @@ def check_hook(model, name: str, hooks: dict | None = None) -> str:
 # threads (two app sessions on one cached model) would otherwise run one session's forward pass
 # with the other's hooks attached, so every hooked computation also holds the model's lock.
 
-_LOCKS_GUARD = threading.Lock()
-
 
 def model_lock(model) -> threading.RLock:
-    """The re-entrant lock that serialises hooked computations on ``model``."""
-    with _LOCKS_GUARD:
-        lock = getattr(model, "_interp_lock", None)
-        if lock is None:
-            lock = threading.RLock()
-            object.__setattr__(model, "_interp_lock", lock)
-        return lock
+    """The re-entrant lock that serialises hooked computations on ``model`` (its adapter's)."""
+    return adapter(model).lock
 
 
 @contextmanager
@@ -221,7 +208,8 @@ def holding(*models) -> Iterator:
     Several models are locked in one global order (by id), so two threads that lock the same pair
     cannot deadlock.
     """
-    locks = [model_lock(m) for m in sorted({id(m): m for m in models}.values(), key=id)]
+    unwrapped = {id(m): m for m in map(unwrap, models)}
+    locks = [model_lock(m) for m in sorted(unwrapped.values(), key=id)]
     for lock in locks:
         lock.acquire()
     try:
@@ -252,6 +240,10 @@ def locked(fn: Callable | None = None, *, models: Sequence[str] = ("model",)) ->
         held = [m for m in held if m is not None and not isinstance(m, (str, bytes))]
         if not held:
             return fn(*args, **kwargs)
+        if any(isinstance(m, ModelAdapter) for m in held):  # an analysis takes an adapter too
+            args = tuple(unwrap(a) if i in where else a for i, a in enumerate(args))
+            kwargs = {k: unwrap(v) if k in models else v for k, v in kwargs.items()}
+            held = [unwrap(m) for m in held]
         with holding(*held):
             return fn(*args, **kwargs)
 

@@ -10,7 +10,8 @@ Choices TransformerLens makes silently are explicit here:
   ``True`` folds layer norms and centres the writing weights, as ``from_pretrained`` does by default
   (needed for some direct-logit-attribution conventions; logits differ by a per-position constant).
 - The chosen backend, device, dtype, weight processing and architecture (the transformers class)
-  are recorded on ``model.cfg.interp_provenance`` for the results computed with the model.
+  are recorded in the model's adapter (``interp.adapter.adapter(model).provenance``) for the
+  results computed with the model.
 - The bridge is handed the class transformers built, not the config's ``model_type``: a GGUF
   config's type can be a variant (``gemma3_text``) the bridge does not map.
 """
@@ -32,6 +33,7 @@ from . import _architectures
 from ._architectures import FAMILIES as FAMILIES
 from ._offload import offloaded as offloaded
 from ._offload import onloaded as onloaded
+from .adapter import adapter
 from .artifacts import check_safetensors
 from .organisms import ORGANISMS
 
@@ -216,7 +218,7 @@ def load_model(
             a temporary folder of transformers').
 
     Returns:
-        The model in eval mode, with ``model.cfg.interp_provenance`` describing how it was loaded.
+        The model in eval mode; ``provenance(model)`` (its adapter's) says how it was loaded.
 
     Raises:
         ModelSpecError: ``spec`` names nothing loadable, or names a folder or file that is
@@ -408,7 +410,7 @@ def _from_folder(folder: Path, spec: str, device, dtype, backend, process_weight
         model = _finish(
             model, Provenance(spec, str(folder), "bridge", where, str(dtype), False, arch)
         )
-        model.cfg.interp_provenance["device_map"] = {k: str(v) for k, v in realized.items()}
+        adapter(model).record(device_map={k: str(v) for k, v in realized.items()})
         return model
     try:
         hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
@@ -493,11 +495,7 @@ def hooked_available() -> bool:
 
 def is_hooked(model) -> bool:
     """Whether ``model`` is a ``HookedTransformer`` (never, where TransformerLens has none)."""
-    try:
-        from transformer_lens import HookedTransformer
-    except ImportError:
-        return False
-    return isinstance(model, HookedTransformer)
+    return adapter(model).is_hooked
 
 
 def _hooked(folder: Path, hf_model, tokenizer, arch, device, dtype, process_weights):
@@ -583,16 +581,11 @@ def _bridge(folder: Path, hf_model, tokenizer, arch, device, dtype, process_weig
 
 def _finish(model, provenance: Provenance):
     model.eval()
-    model.cfg.interp_provenance = provenance.as_dict()
+    adapter(model).provenance = provenance.as_dict()
     return model
 
 
 def provenance(model) -> dict[str, Any]:
-    """How ``model`` was loaded (spec, backend, device, dtype, weight processing), for results."""
-    recorded = getattr(model.cfg, "interp_provenance", None)
-    if recorded:
-        return dict(recorded)
-    return {
-        "spec": getattr(model.cfg, "model_name", type(model).__name__),
-        "backend": "bridge" if "Bridge" in type(model).__name__ else "hooked",
-    }
+    """How ``model`` was loaded (spec, backend, device, dtype, weight processing), for results:
+    ``adapter(model).provenance``, which ``load_model`` records."""
+    return adapter(model).provenance

@@ -29,6 +29,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import _checks, forward
+from .adapter import adapter
 from .hooks import SITES, hook_name, locked, model_lock, run_with_cache, scoped_hooks
 from .models import provenance
 from .result import Result
@@ -451,9 +452,10 @@ class _ResumeRunner(_FullRunner):
                 prefix = self.final[:, :start].expand(len(order), -1, -1, -1)
                 x, start = torch.cat([prefix, x], dim=2), 0
             final = self.batch.read(x, offset=start)
-            if hasattr(model, "ln_final"):
+            ln_final = adapter(model).ln_final
+            if ln_final is not None:
                 flat = final.reshape(-1, 1, final.shape[-1])
-                final = model.ln_final(flat).view(final.shape)
+                final = ln_final(flat).view(final.shape)
             return order, final
 
     def _writer(self, new: list[Patch], src: Tensor, start: int, rows: int):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .artifacts import ArtifactError, atomic_dir, atomic_file, clean_leftovers, read_json, recover
-from .graph import GRAPH_FILE, CircuitGraph, graph_file
+from .graph import GRAPH_FILE, CircuitGraph, graph_file, saved_provenance
 from .result import Result
 
 VIEWER_JSON = "viewer.json"
@@ -145,7 +145,7 @@ def _summary(folder: Path) -> dict:
             raise ArtifactError(f"{folder / 'graph' / 'edges.safetensors'} is missing")
         return {
             "id": folder.name,
-            "method": (graph.get("metadata") or {}).get("method"),
+            "method": (saved_provenance(graph) or {}).get("method"),
             "metric": "circuit graph",
             "axes": ["nodes", "edges"],
             "shape": [len(graph["nodes"]), None],

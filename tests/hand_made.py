@@ -9,7 +9,7 @@ from interp.graph import CircuitGraph, Node
 def hand_made_catalogue(root: Path) -> CircuitGraph:
     """Write a one-entry catalogue (the induction circuit of induction-2l, 4 edges) under
     ``root``, the folder ``INTERP_CIRCUITS`` names; returns its graph."""
-    g = CircuitGraph(metadata={"model": "induction-2l", "method": "hand"})
+    g = CircuitGraph(provenance={"model": "induction-2l", "method": "hand"})
     tok = Node("token", pos=3, index=17, label="'A'")
     prev = Node("head", layer=0, index=3, label="L0H3")
     ind = Node("head", layer=1, index=0, label="L1H0")

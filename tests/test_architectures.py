@@ -20,7 +20,7 @@ from tiny_models import (
 from interp import ModelSpecError, Task, attribution_patch, forward, load_model, patch_sweep
 from interp.heads import previous_token_scores
 from interp.hooks import hook_name, run_with_cache
-from interp.models import FAMILIES
+from interp.models import FAMILIES, provenance
 from interp.patching import site_heads
 
 READABLE = [f for f, family in FAMILIES.items() if family.gguf_readable]
@@ -89,7 +89,7 @@ def test_family_loads_hooks_and_runs_analyses(built, family, source):
         ref = hf(CLEAN, output_attentions=True)
         ours = model(CLEAN)
     assert (ours - ref.logits).abs().max().item() < 1e-4 * max(1.0, ref.logits.abs().max().item())
-    assert model.cfg.interp_provenance["architecture"] in (
+    assert provenance(model)["architecture"] in (
         FAMILIES[family].hf_class,
         "LlamaForCausalLM",  # llama.cpp writes Mistral as Llama; it loads back as one
     )

@@ -91,7 +91,7 @@ def check_exact(model, tcs, skip_first: bool, engine: str = "auto") -> None:
     g = attribution_graph(
         model, tcs, tokens, skip_first_position=skip_first, batch_size=16, engine=engine
     )
-    assert g.metadata["settings"]["engine"] == ("linear" if engine == "auto" else engine)
+    assert g.provenance["settings"]["engine"] == ("linear" if engine == "auto" else engine)
     prep = prepare(model, tcs, tokens, skip_first)
     weights = g.edge_weights()
     cache = clean_cache(model, tokens)
@@ -178,7 +178,7 @@ def test_graph_layout_and_sparsity():
     pruned = attribution_graph(
         model, tcs, torch.tensor(PROMPT), node_threshold=0.5, edge_threshold=0.9
     )
-    assert pruned.n_edges < g.n_edges and pruned.metadata["node_threshold"] == 0.5
+    assert pruned.n_edges < g.n_edges and pruned.provenance["node_threshold"] == 0.5
 
 
 def test_max_feature_nodes_keeps_the_most_influential():
@@ -188,7 +188,7 @@ def test_max_feature_nodes_keeps_the_most_influential():
     n_feat = sum(n.kind == "feature" for n in full.nodes)
     small = attribution_graph(model, tcs, torch.tensor(PROMPT), max_feature_nodes=5, batch_size=2)
     assert sum(n.kind == "feature" for n in small.nodes) == 5 < n_feat
-    assert small.metadata["n_active_features"] == n_feat
+    assert small.provenance["n_active_features"] == n_feat
     # edges that exist in both have the same weight
     wf = full.edge_weights()
     for k, w in small.edge_weights().items():

@@ -24,7 +24,7 @@ from interp.graph import CircuitGraph, Node
 
 
 def tiny_graph() -> CircuitGraph:
-    g = CircuitGraph(metadata={"model": "induction-2l"})
+    g = CircuitGraph(provenance={"model": "induction-2l"})
     head = Node("head", layer=1, index=0, label="L1H0")
     g.add_edge(Node("token", pos=0, index=3, label="'A'"), head, 0.5)
     g.add_edge(head, Node("logit", layer=2, pos=0, index=4, label="'B'"), 2.0)

@@ -11,7 +11,7 @@ from interp.graph import NODE_KINDS, CircuitGraph, Node
 
 def chain_graph() -> CircuitGraph:
     """token -> f1 -> logit (strong), token -> f2 -> logit (weak), f3 dangling (no path out)."""
-    g = CircuitGraph(metadata={"model": "toy", "n_layers": 2, "prompt": "a b"})
+    g = CircuitGraph(provenance={"model": "toy", "n_layers": 2, "prompt": "a b"})
     tok = Node("token", pos=0, index=5, label="a")
     f1 = Node("feature", layer=0, pos=0, index=1, activation=2.0)
     f2 = Node("feature", layer=0, pos=0, index=2, activation=0.5)
@@ -55,7 +55,7 @@ def test_prune_keeps_the_strong_path_and_drops_dangling_nodes():
     ids = {n.node_id for n in pruned.nodes}
     assert "feature.0.1@0" in ids and "feature.1.3@0" not in ids
     assert "token.5@0" in ids and "logit.2.7@1" in ids
-    assert pruned.metadata["node_threshold"] == 0.7
+    assert pruned.provenance["node_threshold"] == 0.7
     full = g.prune(1.0, 1.0)
     assert "feature.0.2@0" in {n.node_id for n in full.nodes}
     with pytest.raises(ValueError, match="node_threshold"):
@@ -77,7 +77,7 @@ def test_save_and_load_roundtrip(tmp_path):
     g.save(tmp_path / "g")
     g.save(tmp_path / "g")  # overwriting leaves one complete folder
     back = CircuitGraph.load(tmp_path / "g")
-    assert back.nodes == g.nodes and back.metadata == g.metadata
+    assert back.nodes == g.nodes and back.provenance == g.provenance
     torch.testing.assert_close(back.edge_weight, g.edge_weight)
     assert back.edge_method(0) == "test"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]
@@ -95,6 +95,28 @@ def test_save_and_load_roundtrip(tmp_path):
     g.save_json(tmp_path / "v" / "graph.json")
     with pytest.raises(ArtifactError, match="interp.CircuitGraph/1"):
         CircuitGraph.load(tmp_path / "v")
+
+
+def test_graphs_saved_with_the_old_metadata_key_still_load(tmp_path):
+    from interp.store import list_runs
+
+    g = chain_graph()
+    g.provenance["method"] = "hand"
+    g.save(tmp_path / "run" / "graph")
+    file = tmp_path / "run" / "graph" / "circuit.json"
+    saved = json.loads(file.read_text())
+    assert saved["provenance"] == g.provenance and "metadata" not in saved
+    # files written before the rename keep the provenance under "metadata"
+    saved["metadata"] = saved.pop("provenance")
+    file.write_text(json.dumps(saved))
+    old = CircuitGraph.load(tmp_path / "run" / "graph")
+    assert old.provenance == g.provenance and old.nodes == g.nodes
+    assert list_runs(tmp_path)[0]["method"] == "hand"
+    # with neither key the file is damaged, and says so
+    del saved["metadata"]
+    file.write_text(json.dumps(saved))
+    with pytest.raises(ArtifactError, match="provenance"):
+        CircuitGraph.load(tmp_path / "run" / "graph")
 
 
 def test_viewer_json_roundtrip_and_schema(tmp_path):
@@ -129,11 +151,11 @@ def test_viewer_json_roundtrip_and_schema(tmp_path):
 
 def test_viewer_json_keeps_supernodes_and_merges_duplicate_nodes():
     g = chain_graph()
-    g.metadata["supernodes"] = [["two features", "feature.0.1@0", "feature.0.2@0"]]
+    g.provenance["supernodes"] = [["two features", "feature.0.1@0", "feature.0.2@0"]]
     data = g.to_json()
-    assert data["qParams"]["supernodes"] == g.metadata["supernodes"]
+    assert data["qParams"]["supernodes"] == g.provenance["supernodes"]
     back = CircuitGraph.from_json(json.loads(json.dumps(data)))
-    assert back.metadata["supernodes"] == g.metadata["supernodes"]
+    assert back.provenance["supernodes"] == g.provenance["supernodes"]
     # two viewer nodes that stand for the same node become one, and their edges follow it
     twice = json.loads(json.dumps(data))
     copy = dict(twice["nodes"][1], node_id="copy-of-1")
@@ -171,7 +193,7 @@ def test_plot_labels_never_overlap_and_rows_are_layers():
     """A crowded graph (40 heads in one layer, long labels, many positions): the labels drawn
     never overlap one another, the most influential nodes keep theirs, and every node sits in
     its layer's row and its position's column."""
-    g = CircuitGraph(metadata={"prompt_tokens": [f"tok{i}" for i in range(6)]})
+    g = CircuitGraph(provenance={"prompt_tokens": [f"tok{i}" for i in range(6)]})
     logit = g.add_node(Node("logit", 3, 5, 0, "' answer'", 0.9))
     for pos in range(6):
         tok = g.add_node(Node("token", None, pos, pos, f"tok{pos}"))

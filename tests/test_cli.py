@@ -235,11 +235,11 @@ def test_discover_by_edge_pruning_reports_the_circuits_own_faithfulness(tmp_path
     report = json.loads(out.stdout)
     circuit = load_run(report["run"], tmp_path)
     assert 16 <= circuit.n_edges <= 32  # the 32 most probable, less those off input-logit paths
-    assert circuit.metadata["edge_pruning"]["steps"] == 40
+    assert circuit.provenance["edge_pruning"]["steps"] == 40
     model = load_model("induction-2l")
     again = faithfulness(model, induction_task(model, n=4), circuit)
     for how, value in zip(again.labels["ablation"], again.values.tolist(), strict=True):
-        assert circuit.metadata["faithfulness"][how] == pytest.approx(value, abs=1e-5)
+        assert circuit.provenance["faithfulness"][how] == pytest.approx(value, abs=1e-5)
 
 
 def test_attribution_graph_command(tmp_path):

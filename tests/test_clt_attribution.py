@@ -82,8 +82,8 @@ def test_clt_edges_equal_measured_direct_effects(norm, pos, hook, engine):
     clt = random_clt(model, hook)
     tokens = torch.tensor(PROMPT)
     g = attribution_graph(model, clt, tokens, batch_size=16, engine=engine)
-    assert g.metadata["settings"]["engine"] == engine
-    assert g.metadata["transcoders"]["0"] == f"clt:blocks.0.{hook}"
+    assert g.provenance["settings"]["engine"] == engine
+    assert g.provenance["transcoders"]["0"] == f"clt:blocks.0.{hook}"
     prep = prepare(model, clt, tokens)
     assert len(prep.cross) == 1 and prep.cross[0].shape[0] == int((prep.feat_layer == 0).sum())
     weights = g.edge_weights()

@@ -307,7 +307,7 @@ def test_extract_keeps_strongest_edges_on_input_to_logit_paths():
     ]
     out = extract(g, threshold=3.5)
     assert {n.node_id for n in out.nodes} == {"token", "head.0.0", "logit.1"}
-    assert out.metadata["extract"]["threshold"] == 3.5
+    assert out.provenance["extract"]["threshold"] == 3.5
     signed = extract(g, threshold=0.05, absolute=False)  # the negative a -> logits goes
     assert ("head.0.0", "logit.1") not in signed.edge_weights()
     assert extract(g, top_n=0).n_edges == 0
@@ -360,7 +360,7 @@ def test_acdc_finds_k_composition_and_a_faithful_small_circuit(induction_model):
     print("induction-2l ACDC", circuit, dict(zip(f.labels["ablation"], f.values.tolist())))
     assert float(f.sel(ablation="resample").values) > 0.85
     raw = f.provenance["circuit_metric"]["resample"]
-    assert raw == pytest.approx(circuit.metadata["circuit_metric"], abs=1e-4)
+    assert raw == pytest.approx(circuit.provenance["circuit_metric"], abs=1e-4)
 
 
 def test_acdc_prunes_within_its_start():
@@ -368,7 +368,7 @@ def test_acdc_prunes_within_its_start():
     start = extract(eap(model, task), top_n=30)
     pruned = acdc(model, task, threshold=0.05, start=start)
     assert set(pruned.edge_weights()) <= set(start.edge_weights())
-    assert pruned.metadata["edges_tried"] <= start.n_edges
+    assert pruned.provenance["edges_tried"] <= start.n_edges
 
 
 # -- bad input ---------------------------------------------------------------------------------
@@ -532,7 +532,7 @@ def test_gqa_acdc_runs_and_keeps_the_graph_consistent():
     assert set(pruned.edge_weights()) <= set(start.edge_weights())
     f = faithfulness(model, task, pruned, ablations="resample")
     assert f.provenance["circuit_metric"]["resample"] == pytest.approx(
-        pruned.metadata["circuit_metric"], abs=1e-5
+        pruned.provenance["circuit_metric"], abs=1e-5
     )
 
 

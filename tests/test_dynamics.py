@@ -13,6 +13,7 @@ from interp.dynamics import (
     phase_change,
     random_head_sets,
 )
+from interp.models import provenance
 from interp.organisms import ORGANISMS, held_out_text, train
 from interp.tasks import variable_tracking_task
 
@@ -56,9 +57,9 @@ def test_formation_over_hub_revisions(untrained, text, fake_hub):
     snaps = fake_hub("gpt2", {"step0": untrained, "step2500": ORGANISMS["induction-2l"].path})
     checkpoints = hub_checkpoints("gpt2", [0, "step2500"])
     assert checkpoints == [(0, "gpt2@step0"), (2500, "gpt2@step2500")]
-    assert load_model("gpt2", revision="step0", device="cpu").cfg.interp_provenance[
-        "source"
-    ] == str(snaps["step0"])
+    assert provenance(load_model("gpt2", revision="step0", device="cpu"))["source"] == str(
+        snaps["step0"]
+    )
     result = formation(checkpoints, text=text, progress=False)
     assert phase_change(result["max_induction"]) == 2500
     with pytest.raises(ModelSpecError, match="only to hub models"):

@@ -111,12 +111,12 @@ def test_edge_pruning_is_deterministic_given_its_seed():
 def test_edge_pruning_reaches_its_target_and_records_faithfulness():
     model, task = _tiny_model(0, normalization_type="LN"), tiny_task()
     circuit = edge_pruning(model, task, target_edges=15, steps=20, seed=0)
-    info = circuit.metadata["edge_pruning"]
+    info = circuit.provenance["edge_pruning"]
     assert [t["step"] for t in info["trace"]] == [0, 10, 19]
     assert info["trace"][-1]["target"] == 15  # warmup: half the steps
     f = faithfulness(model, task, circuit)
     assert f.provenance["circuit_channel_edges"] <= 15
-    assert circuit.metadata["faithfulness"] == pytest.approx(
+    assert circuit.provenance["faithfulness"] == pytest.approx(
         dict(zip(f.labels["ablation"], f.values.tolist(), strict=True)), abs=1e-6
     )
     assert set(circuit.methods) <= {
@@ -145,11 +145,11 @@ def test_edge_pruning_recovers_induction_k_composition(induction_model):
         induction_model, induction_task(induction_model, n=8, seed=1), circuit, "resample"
     )
     held_out = float(held_out.values[0])
-    print("induction-2l edge pruning", circuit, keyed, circuit.metadata["faithfulness"], held_out)
+    print("induction-2l edge pruning", circuit, keyed, circuit.provenance["faithfulness"], held_out)
     assert {"L1H0", "L1H1", "L1H2"} <= keyed
     assert circuit.n_edges <= 32
-    assert circuit.metadata["edge_pruning"]["trace"][-1]["expected"] == pytest.approx(32, abs=6)
-    assert circuit.metadata["faithfulness"]["resample"] > 0.8
+    assert circuit.provenance["edge_pruning"]["trace"][-1]["expected"] == pytest.approx(32, abs=6)
+    assert circuit.provenance["faithfulness"]["resample"] > 0.8
     assert held_out > 0.5
 
 
@@ -161,12 +161,12 @@ def test_edge_pruning_recovers_the_emerged_heads(reasoning_model):
     """
     task = variable_tracking_task(reasoning_model, n=4)
     circuit = edge_pruning(reasoning_model, task, target_edges=30, steps=80, seed=0)
-    print("reasoning-tuned edge pruning", circuit, circuit.metadata["faithfulness"])
+    print("reasoning-tuned edge pruning", circuit, circuit.provenance["faithfulness"])
     heads = {n.name for n in circuit.nodes if n.kind == "head"}
     assert {"L3H2", "L3H3"} <= heads
     assert not heads & {"L3H0", "L3H1", "L1H0", "L1H1", "L1H2", "L1H3"}
     assert circuit.n_edges <= 30
-    assert circuit.metadata["faithfulness"]["resample"] > 0.9
+    assert circuit.provenance["faithfulness"]["resample"] > 0.9
 
 
 def test_node_level_keeps_the_emerged_heads_and_the_mlps(reasoning_model):
@@ -175,9 +175,9 @@ def test_node_level_keeps_the_emerged_heads_and_the_mlps(reasoning_model):
     task = variable_tracking_task(reasoning_model, n=4)
     circuit = edge_pruning(reasoning_model, task, target_edges=6, steps=80, level="node", seed=0)
     kept = {n.name for n in circuit.nodes if n.kind in ("head", "mlp")}
-    print("reasoning-tuned node pruning", circuit, kept, circuit.metadata["faithfulness"])
+    print("reasoning-tuned node pruning", circuit, kept, circuit.provenance["faithfulness"])
     assert {"L3H2", "L3H3"} <= kept and len(kept) <= 6
-    assert circuit.metadata["faithfulness"]["resample"] > 0.9
+    assert circuit.provenance["faithfulness"]["resample"] > 0.9
 
 
 # -- faithfulness curves ------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def test_bad_arguments(induction_model, setup):
         feature_faithfulness(
             induction_model, tcs, g, corrupted=corrupted[:5], ablations=("resample",)
         )
-    other = CircuitGraph(metadata={**g.metadata, "model": "reasoning-tuned"})
+    other = CircuitGraph(provenance={**g.provenance, "model": "reasoning-tuned"})
     with pytest.raises(ValueError, match="made on model 'reasoning-tuned'"):
         feature_faithfulness(induction_model, tcs, other, ablations=("zero",))
     with pytest.raises(ValueError, match="token_ids"):

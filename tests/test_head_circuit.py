@@ -56,9 +56,9 @@ def test_head_effects_are_noising_patches_minus_clean(induction_model):
 def test_head_circuit_finds_induction_and_is_as_faithful_as_its_node_mask(induction_model):
     task = induction_task(induction_model, n=8, period=20, seed=0)
     circuit = head_circuit(induction_model, task, top_n=4, mlps=True)
-    heads = {h["head"] for h in circuit.metadata["heads"]}
-    assert {"L0H3", "L1H0", "L1H1", "L1H2"} == heads, circuit.metadata["heads"]
-    effects = [abs(h["effect"]) for h in circuit.metadata["heads"]]
+    heads = {h["head"] for h in circuit.provenance["heads"]}
+    assert {"L0H3", "L1H0", "L1H1", "L1H2"} == heads, circuit.provenance["heads"]
+    effects = [abs(h["effect"]) for h in circuit.provenance["heads"]]
     assert effects == sorted(effects, reverse=True)
     space = edge_space(induction_model)
     pairs = [(int(h[1]), int(h[3])) for h in heads]
@@ -82,8 +82,8 @@ def test_head_circuit_in_reasoning_tuned_holds_the_tuned_heads():
     model = load_model("reasoning-tuned", device="cpu")
     task = variable_tracking_task(model, n=32, hops=2, seed=5)
     circuit = head_circuit(model, task, top_n=4)
-    heads = {h["head"] for h in circuit.metadata["heads"]}
-    assert {"L3H2", "L3H3"} <= heads, circuit.metadata["heads"]
+    heads = {h["head"] for h in circuit.provenance["heads"]}
+    assert {"L3H2", "L3H3"} <= heads, circuit.provenance["heads"]
 
 
 def test_head_circuit_refuses_bad_sizes(induction_model):
@@ -107,7 +107,7 @@ def test_under_grouped_query_attention_the_graph_shows_only_the_kept_heads():
     corrupted = torch.randint(0, 50, (3, 8), generator=gen)
     task = Task(clean, corrupted, answers=torch.arange(3), wrong_answers=torch.arange(3) + 10)
     circuit = head_circuit(model, task, top_n=3)
-    kept = {h["head"] for h in circuit.metadata["heads"]}
+    kept = {h["head"] for h in circuit.provenance["heads"]}
     drawn = {n.label for n in circuit.nodes if n.kind == "head"}
     assert drawn == kept
     space = edge_space(model)

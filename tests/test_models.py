@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from interp import ORGANISMS, ModelNotAvailableOffline, ModelSpecError, load_model
-from interp.models import known_names
+from interp.models import known_names, provenance
 
 
 @pytest.mark.parametrize("name", list(ORGANISMS))
@@ -19,7 +19,7 @@ def test_organism_loads_offline_with_transformers_logits(name, backend):
         ours = model(tokens)
         ref = hf(tokens).logits
     assert (ours - ref).abs().max().item() < 1e-4
-    assert model.cfg.interp_provenance["backend"] == backend
+    assert provenance(model)["backend"] == backend
     assert str(ours.device) == "cpu"
 
 
@@ -27,7 +27,7 @@ def test_auto_backend_is_hooked_for_llama_and_gpt2_folders(induction_model):
     from transformer_lens import HookedTransformer
 
     assert isinstance(induction_model, HookedTransformer)
-    assert induction_model.cfg.interp_provenance["process_weights"] is False
+    assert provenance(induction_model)["process_weights"] is False
 
 
 def test_dtype_is_settable():
@@ -92,7 +92,7 @@ def test_hub_name_loads_from_the_local_cache_without_network(tmp_path, fake_hub)
 
     snap = fake_hub(official_name("gpt2"), {"main": ORGANISMS["induction-2l"].path})["main"]
     model = load_model("gpt2", device="cpu")
-    assert model.cfg.interp_provenance["source"] == str(snap)
+    assert provenance(model)["source"] == str(snap)
     assert model.cfg.n_layers == json.loads((snap / "config.json").read_text())["num_hidden_layers"]
 
 

@@ -7,7 +7,7 @@ from tiny_models import tiny_llama_folder
 
 from interp import ModelSpecError, load_model, patch_sweep
 from interp.heads import HEAD_SCORES, score_heads
-from interp.models import offloaded, onloaded
+from interp.models import offloaded, onloaded, provenance
 from interp.tasks import induction_task
 
 pytestmark = pytest.mark.tl4
@@ -49,7 +49,7 @@ def task(single):
 def test_the_split_is_real_and_recorded(split):
     assert offloaded(split)
     assert split.blocks[3].attn.original_component.q_proj.weight.device.type == "meta"
-    recorded = split.cfg.interp_provenance
+    recorded = provenance(split)
     assert recorded["backend"] == "bridge" and recorded["device"] == "cpu+disk"
     assert recorded["device_map"]["model.layers.3"] == "disk"
 
@@ -96,7 +96,7 @@ def test_memory_budget_sends_layers_to_disk(folder, single, task, tmp_path):
     model = load_model(
         folder, device_map="auto", max_memory={"cpu": "300KB"}, offload_folder=tmp_path
     )
-    assert "disk" in model.cfg.interp_provenance["device_map"].values()
+    assert "disk" in provenance(model)["device_map"].values()
     tokens = task.tokens(single).clean
     assert (model(tokens) - single(tokens)).abs().max().item() <= TOL
 

@@ -6,6 +6,7 @@ import transformer_lens.patching as tlp
 from tiny_models import LLAMA_LIKE, tiny_llama_folder, tiny_model
 
 from interp import load_model
+from interp.adapter import adapter
 from interp.heads import previous_token_scores
 from interp.hooks import UnknownHookError
 from interp.patching import patch_sweep
@@ -144,7 +145,7 @@ def test_a_resumable_pass_that_disagrees_with_the_model_is_not_trusted(
     from interp import forward
 
     want = patch_sweep(induction_model, task, "resid_pre", engine="full", progress=False)
-    induction_model.__dict__.pop("_interp_fused", None)
+    adapter(induction_model).forget("fused_attention")
     monkeypatch.setattr(forward, "_attn_scale", lambda model, layer: 1.0)
     try:
         with pytest.warns(UserWarning, match="full forward passes instead"):
@@ -154,7 +155,7 @@ def test_a_resumable_pass_that_disagrees_with_the_model_is_not_trusted(
         with pytest.raises(ValueError, match="engine='resume' cannot run this model"):
             patch_sweep(induction_model, task, "resid_pre", engine="resume", progress=False)
     finally:
-        induction_model.__dict__.pop("_interp_fused", None)
+        adapter(induction_model).forget("fused_attention")
 
 
 def test_head_result_is_patched_like_transformer_lens_hook_result(induction_model, task):

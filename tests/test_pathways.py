@@ -19,7 +19,7 @@ def test_trace_finds_the_induction_pathway(induction_model, induction_prompt):
     into_logits = {s.label: w for s, t, w, m in g.edges() if t.kind == "logit"}
     assert max(into_logits, key=into_logits.get) in {"L1H0", "L1H1", "L1H2"}
     tokens = induction_model.to_tokens(induction_prompt)[0]
-    dest, answer = len(tokens) - 1, int(g.metadata["target"])
+    dest, answer = len(tokens) - 1, int(g.provenance["target"])
     # the strongest induction head reads the earlier copy of the answer (the token after the
     # earlier occurrence of the current token) ...
     top = max((e for e in g.edges() if e[1].kind == "logit"), key=lambda e: e[2])[0]
@@ -32,7 +32,7 @@ def test_trace_finds_the_induction_pathway(induction_model, induction_prompt):
     assert keyed and max(keyed, key=lambda e: e[1])[0].node_id == f"head.0.3@{best}"
     prev = {s.pos: w for s, t, w, m in g.edges() if t.node_id == f"head.0.3@{best}"}
     assert max(prev, key=prev.get) == best - 1
-    assert g.metadata["n_layers"] == 2 and len(g.to_json()["nodes"]) == len(g.nodes)
+    assert g.provenance["n_layers"] == 2 and len(g.to_json()["nodes"]) == len(g.nodes)
 
 
 def test_source_effects_equal_single_knockouts(induction_model, induction_prompt):

@@ -200,7 +200,7 @@ def test_discover_sends_back_the_circuit_graph(client, induction_model):
     torch.testing.assert_close(remote.edge_weight, local.edge_weight, atol=1e-6, rtol=0)
     assert torch.equal(remote.edge_index[0], local.edge_index[0])
     for ablation, value in zip(faith.labels["ablation"], faith.values.tolist(), strict=True):
-        assert remote.metadata["faithfulness"][ablation] == pytest.approx(value, abs=1e-6)
+        assert remote.provenance["faithfulness"][ablation] == pytest.approx(value, abs=1e-6)
 
 
 def test_cancel_a_queued_job(client, induction_model):

@@ -31,7 +31,7 @@ def test_smollm2_says_paris_and_the_graph_has_error_nodes_for_uncovered_mlps(reb
     assert info["corrupted_top_tokens"][0]["token"] == " Rome"
     layers = {n.layer for n in graph.nodes if n.kind == "feature"}
     assert layers <= {3, 15, 26}
-    assert graph.metadata["n_layers"] == 30
+    assert graph.provenance["n_layers"] == 30
 
 
 def test_the_france_entry_states_what_a_rebuild_measures(rebuilt):

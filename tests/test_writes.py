@@ -45,7 +45,7 @@ def result_of(v: str) -> Result:
 
 
 def graph_of(v: str) -> CircuitGraph:
-    g = CircuitGraph(metadata={"version": v, "model": "toy"})
+    g = CircuitGraph(provenance={"version": v, "model": "toy"})
     tok, head, logit = Node("token", pos=0, index=3), Node("head", 0, None, 1), Node("logit", 1)
     g.add_edge(tok, head, VERSIONS[v], "test")
     g.add_edge(head, logit, -2 * VERSIONS[v], "test")
@@ -104,20 +104,20 @@ def read(kind: str, root: Path) -> str:
         return v
     if kind == "graph":
         g = CircuitGraph.load(root / "g")
-        v = g.metadata["version"]
+        v = g.provenance["version"]
         assert g.edge_weight.tolist() == graph_of(v).edge_weight.tolist()
         return v
     if kind == "graph_json":
         g = CircuitGraph.from_json(root / "viewer.json")
-        v = g.metadata["version"]
+        v = g.provenance["version"]
         assert g.edge_weight.tolist() == graph_of(v).edge_weight.tolist()
         return v
     if kind == "entry":
         e = load_entry("toy", root)
         v = e.info["version"]
-        assert e.graph().metadata["version"] == v
+        assert e.graph().provenance["version"] == v
         assert e.graph().edge_weight.tolist() == graph_of(v).edge_weight.tolist()
-        assert CircuitGraph.from_json(e.folder / "graph" / "viewer.json").metadata["version"] == v
+        assert CircuitGraph.from_json(e.folder / "graph" / "viewer.json").provenance["version"] == v
         return v
     if kind == "organism":
         recover(root / "org")

@@ -14,6 +14,7 @@ import warnings
 import torch
 from torch import Tensor
 
+from ..adapter import adapter
 from ..hooks import hook_name, scoped_hooks
 from ._core import Prepared
 from ._replacement import Replacement
@@ -85,7 +86,8 @@ class AutogradBackward:
             warnings.filterwarnings("ignore", "A forward hook edited hook_scale", UserWarning)
             model(tokens, stop_at_layer=n_layers)
             resid = last["resid"]
-            self.final = model.ln_final(resid) if hasattr(model, "ln_final") else resid
+            ln_final = adapter(model).ln_final
+            self.final = ln_final(resid) if ln_final is not None else resid
 
     def grads(self, layers: Tensor, positions: Tensor, vectors: Tensor) -> tuple[Tensor, Tensor]:
         """Gradients at the embedding ``[B, pos, d]`` and at every MLP output ``[L, B, pos, d]``

@@ -266,7 +266,7 @@ def attribution_graph(
             ``"auto"``: linear where the architecture allows and no transcoder has a skip.
 
     Returns:
-        A ``CircuitGraph``; ``metadata`` holds the prompt, tokens, settings, counts and timings.
+        A ``CircuitGraph``; ``provenance`` holds the prompt, tokens, settings, counts and timings.
 
     Example::
 
@@ -398,7 +398,7 @@ def attribution_graph(
         dst_parts,
         w_parts,
     )
-    graph.metadata.update(
+    graph.provenance.update(
         prompt=prompt if isinstance(prompt, str) else _decode(model, tokens),
         tokens=tokens.tolist(),
         settings={
@@ -423,12 +423,12 @@ def attribution_graph(
         },
     )
     if node_threshold is not None or edge_threshold is not None:
-        meta = dict(graph.metadata)
+        meta = dict(graph.provenance)
         graph = graph.prune(
             0.8 if node_threshold is None else node_threshold,
             0.98 if edge_threshold is None else edge_threshold,
         )
-        graph.metadata = {**meta, **graph.metadata}
+        graph.provenance = {**meta, **graph.provenance}
     return graph
 
 

@@ -74,7 +74,7 @@ def feature_faithfulness(
     """Faithfulness of the feature nodes of ``graph`` (an attribution graph of one prompt).
 
     Arguments:
-        graph: the (pruned) attribution graph; its ``metadata["prompt_tokens_ids"]`` or prompt
+        graph: the (pruned) attribution graph; its ``provenance["prompt_tokens_ids"]`` or prompt
             give the tokens, and its feature nodes are the circuit.
         corrupted: the prompt ``resample`` ablation takes values from (same token length).
         reference_tokens: ``[batch, pos]`` tokens for ``mean`` ablation.
@@ -87,10 +87,10 @@ def feature_faithfulness(
         raise ValueError(f"ablations={ablations!r}: use some of {FEATURE_ABLATIONS}")
     rep = as_replacement(model, transcoders)
     transcoders = rep.views
-    ids = graph.metadata.get("token_ids")
+    ids = graph.provenance.get("token_ids")
     if ids is None:
-        raise ValueError("graph.metadata has no 'token_ids': pass a graph from attribution_graph")
-    made_for = graph.metadata.get("model")
+        raise ValueError("graph.provenance has no 'token_ids': pass a graph from attribution_graph")
+    made_for = graph.provenance.get("model")
     if made_for is not None and made_for != _model_name(model):
         raise ValueError(
             f"the graph was made on model {made_for!r}, not {_model_name(model)!r}: load that model"

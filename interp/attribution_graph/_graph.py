@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..adapter import adapter
 from ..graph import CircuitGraph, Node
 
 METHOD = "transcoder-attribution"
@@ -36,7 +37,7 @@ def _assemble(
     n_src = n_pos + n_feat + n_layers * n_pos
     new_id = torch.full((n_src + logit_ids.numel(),), -1, dtype=torch.long)
     graph = CircuitGraph(
-        metadata={
+        provenance={
             "model": _model_name(model),
             "method": METHOD,
             "transcoders": transcoders.source(),
@@ -44,9 +45,9 @@ def _assemble(
             "token_ids": [int(t) for t in tokens.tolist()],
         }
     )
-    strs = model.to_str_tokens(tokens) if getattr(model, "tokenizer", None) is not None else None
+    strs = model.to_str_tokens(tokens) if adapter(model).tokenizer is not None else None
     if strs is not None:
-        graph.metadata.update(prompt_tokens=list(strs), prompt="".join(strs))
+        graph.provenance.update(prompt_tokens=list(strs), prompt="".join(strs))
     for p in range(n_pos):
         label = strs[p] if strs is not None else str(int(tokens[p]))
         new_id[p] = graph.add_node(Node("token", None, p, int(tokens[p]), label=label))
@@ -66,9 +67,7 @@ def _assemble(
                 new_id[j] = graph.add_node(Node("error", layer, p, activation=norms[layer][p]))
     for k, t in enumerate(logit_ids.tolist()):
         label = (
-            model.to_string(torch.tensor([t]))
-            if getattr(model, "tokenizer", None) is not None
-            else str(t)
+            model.to_string(torch.tensor([t])) if adapter(model).tokenizer is not None else str(t)
         )
         new_id[n_src + k] = graph.add_node(
             Node("logit", n_layers, n_pos - 1, t, label=label, activation=float(probs[t]))
@@ -95,11 +94,10 @@ def _take(parts: list[Tensor]) -> Tensor:
 
 
 def _decode(model, tokens: Tensor) -> str:
-    if getattr(model, "tokenizer", None) is None:
+    if adapter(model).tokenizer is None:
         return " ".join(map(str, tokens.tolist()))
     return model.to_string(tokens)
 
 
 def _model_name(model) -> str:
-    prov = getattr(model.cfg, "interp_provenance", None) or {}
-    return str(prov.get("spec") or getattr(model.cfg, "model_name", "") or "model")
+    return adapter(model).spec or "model"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..adapter import adapter
 from ..hooks import run_with_cache
 
 
@@ -28,7 +29,7 @@ def supports(model) -> bool:
         and not getattr(cfg, "use_normalization_before_and_after", False)
         and not getattr(cfg, "attn_only", False)
         and cfg.normalization_type in ("LN", "LNPre", "RMS", "RMSPre", None)
-        and type(model).__name__ != "TransformerBridge"
+        and not adapter(model).is_bridge
     )
 
 
@@ -71,7 +72,8 @@ class LinearBackward:
                 }
             )
         self.s_final = scale("ln_final.hook_scale")
-        self.w_final = weight(model.ln_final) if hasattr(model, "ln_final") else None
+        ln_final = adapter(model).ln_final
+        self.w_final = weight(ln_final) if ln_final is not None else None
 
     def _norm_t(self, g: Tensor, s: Tensor, w: Tensor | None) -> Tensor:
         if w is not None:

@@ -190,7 +190,7 @@ def prompt_graph_entry(
     seconds["graph"] = time.perf_counter() - t0
     scores = graph_scores(full)
     graph = full.prune(node_threshold, edge_threshold)
-    graph.metadata = {**full.metadata, **graph.metadata, "name": title, "model": model_name}
+    graph.provenance = {**full.provenance, **graph.provenance, "name": title, "model": model_name}
     with torch.no_grad():
         clean_logits = model(clean_ids[None])[0, -1]
         other_logits = model(other_ids[None])[0, -1]
@@ -237,7 +237,7 @@ def prompt_graph_entry(
         "full_graph": {
             "nodes": len(full.nodes),
             "edges": full.n_edges,
-            "active_features": full.metadata["n_active_features"],
+            "active_features": full.provenance["n_active_features"],
         },
         "pruned_graph": {kind: kinds.count(kind) for kind in sorted(set(kinds))},
         "features": described,

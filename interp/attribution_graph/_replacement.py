@@ -54,7 +54,7 @@ class Replacement:
         return out if skip is None else out + x @ skip.T
 
     def source(self) -> dict[str, str]:
-        """What each layer's dictionary is, for a graph's metadata."""
+        """What each layer's dictionary is, for a graph's provenance."""
         if self.clt is not None:
             return {str(la): f"clt:{h}" for la, h in self.hooks_in.items()}
         return {str(la): _tc_source(tc) for la, tc in self.views.items()}

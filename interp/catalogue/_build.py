@@ -45,7 +45,7 @@ def _build_features(name: str, root, model, device) -> Entry:
         node_threshold=recipe.node_threshold,
         edge_threshold=recipe.edge_threshold,
     )
-    graph.metadata.update(name=recipe.title)
+    graph.provenance.update(name=recipe.title)
     faith = feature_faithfulness(
         model, tcs, graph, corrupted=corrupted, reference_tokens=held_out_tokens(model, 8, 64)
     )
@@ -117,7 +117,7 @@ def build(
     else:
         scored = eap(model, task, method=recipe.method, ig_steps=recipe.ig_steps)
         circuit = extract(scored, top_n=recipe.top_n)
-    circuit.metadata.update(name=recipe.title, model=recipe.model, task=recipe.task)
+    circuit.provenance.update(name=recipe.title, model=recipe.model, task=recipe.task)
     faith = faithfulness(model, task, circuit)
     measured = _measured(faith)
     batch = task.tokens(model)
@@ -139,7 +139,7 @@ def build(
             "top_n": recipe.top_n,
             **({"unit": "heads", "mlps": "all"} if recipe.method == "head-patching" else {}),
         },
-        **({"heads": circuit.metadata["heads"]} if recipe.method == "head-patching" else {}),
+        **({"heads": circuit.provenance["heads"]} if recipe.method == "head-patching" else {}),
         "nodes": len(circuit.nodes),
         "edges": circuit.n_edges,
         "faithfulness": measured.as_dict(),

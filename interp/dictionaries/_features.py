@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from ..adapter import adapter
 from ..heads import top_activations
 from ..hooks import locked, run_with_cache
 from ..result import Result
@@ -120,7 +121,7 @@ def feature_logit_effects(
     d_sae = tc.W_dec.shape[0]
     features = list(range(d_sae)) if features is None else [int(f) for f in features]
     W = tc.W_dec[features].float()
-    w = getattr(getattr(model, "ln_final", None), "w", None)
+    w = getattr(adapter(model).ln_final, "w", None)
     if w is not None:
         W = W * w.detach().float()
     eff = W @ model.W_U.detach().float()
@@ -143,6 +144,6 @@ def feature_logit_effects(
 
 def _token_str(model, token: int) -> str:
     """The token's text, or its id in brackets for a model without a tokenizer."""
-    if getattr(model, "tokenizer", None) is None:
+    if adapter(model).tokenizer is None:
         return f"[{token}]"
     return model.to_string(torch.tensor([token]))

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .. import corpus
+from ..adapter import adapter
 from ..artifacts import atomic_dir
 from ..hooks import locked
 from ..organisms import corpus_stream, repeated_random_batch, text_batch
@@ -97,8 +98,7 @@ def natural_recipe(model) -> str | None:
     """The natural-text recipe ``model`` was loaded as (``"smollm2-135m"``), or None."""
     from ..models import SMOLLM2, SMOLLM2_ALIASES
 
-    prov = getattr(model.cfg, "interp_provenance", None) or {}
-    spec = str(prov.get("spec", "") if isinstance(prov, dict) else "").lower()
+    spec = adapter(model).spec.lower()
     spec = SMOLLM2 if spec in SMOLLM2_ALIASES else spec
     return spec if spec in NATURAL_LAYERS else None
 

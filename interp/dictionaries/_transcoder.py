@@ -30,6 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .. import _checks
+from ..adapter import adapter
 from ..hooks import check_hook, hook_name, locked, run_with_cache
 
 
@@ -57,6 +58,8 @@ class TranscoderTrainConfig:
         resample_every: how often dead features are looked for (0: never); resampling stops
             after 70% of the steps so the last features settle.
         seed: seeds initialisation, data and resampling.
+        buffer_dtype: how the activation buffer is stored (``"bfloat16"`` halves its memory,
+            which for all 30 MLPs of SmolLM2 is 4.5 GB at 65,536 tokens); steps run in float32.
     """
 
     d_sae: int = 1024
@@ -70,6 +73,7 @@ class TranscoderTrainConfig:
     dead_after: int = 200
     resample_every: int = 250
     seed: int = 0
+    buffer_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         for name in ("d_sae", "steps", "batch_tokens", "buffer_tokens", "seq_len"):
@@ -77,6 +81,10 @@ class TranscoderTrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.lr <= 0 or self.l1_coefficient < 0:
             raise ValueError("lr must be > 0 and l1_coefficient >= 0")
+        if self.buffer_dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(
+                f"buffer_dtype must be 'float32', 'bfloat16' or 'float16', got {self.buffer_dtype!r}"
+            )
 
 
 def new_transcoder(model, layer: int, d_sae: int, *, model_name: str = ""):
@@ -136,7 +144,9 @@ def train_transcoders(
     names = {layer: transcoder_hooks(model, layer) for layer in layers}
     buffers, gen = _activation_buffer(model, names, config, next_tokens, progress)
     # outputs are scaled to unit mean squared norm while training, so one l1 suits every layer
-    out_scale = {layer: float(y.pow(2).sum(-1).mean().sqrt()) for layer, (_, y) in buffers.items()}
+    out_scale = {
+        layer: float(y.float().pow(2).sum(-1).mean().sqrt()) for layer, (_, y) in buffers.items()
+    }
     trainers = {
         layer: _Trainer(new_transcoder(model, layer, config.d_sae, model_name=model_name), config)
         for layer in layers
@@ -150,7 +160,7 @@ def train_transcoders(
         idx = torch.randint(0, n_buf, (config.batch_tokens,), generator=gen)
         for layer, t in trainers.items():
             x, y = buffers[layer]
-            logs[layer].append(t.step(step, x[idx], y[idx] / out_scale[layer], gen))
+            logs[layer].append(t.step(step, x[idx].float(), y[idx].float() / out_scale[layer], gen))
         if step % 50 == 0:
             bar.set_postfix(
                 {
@@ -322,17 +332,18 @@ def _activation_buffer(model, names, config, next_tokens, progress) -> tuple[dic
     stop = max(names) + 1
     stop_kwargs = {"stop_at_layer": stop} if stop < int(model.cfg.n_layers) else {}
     parts: dict[int, tuple[list[Tensor], list[Tensor]]] = {layer: ([], []) for layer in names}
+    dtype = getattr(torch, config.buffer_dtype)
     for _ in tqdm(range(n_batches), desc="activations", mininterval=5, disable=not progress):
         tokens = next_tokens(per_batch, gen).to(_device(model))
         _, cache = run_with_cache(model, tokens, hooks, **stop_kwargs)
         for layer, (i, o) in names.items():
-            parts[layer][0].append(cache[i].reshape(-1, cache[i].shape[-1]).float())
-            parts[layer][1].append(cache[o].reshape(-1, cache[o].shape[-1]).float())
+            parts[layer][0].append(cache[i].reshape(-1, cache[i].shape[-1]).to(dtype))
+            parts[layer][1].append(cache[o].reshape(-1, cache[o].shape[-1]).to(dtype))
     return {layer: (torch.cat(xs), torch.cat(ys)) for layer, (xs, ys) in parts.items()}, gen
 
 
 def _scaled(pair: tuple[Tensor, Tensor], scale: float) -> tuple[Tensor, Tensor]:
-    return pair[0], pair[1] / scale
+    return pair[0].float(), pair[1].float() / scale
 
 
 def _device(model) -> torch.device:
@@ -340,5 +351,4 @@ def _device(model) -> torch.device:
 
 
 def _model_name(model) -> str:
-    prov = getattr(model.cfg, "interp_provenance", None) or {}
-    return str(prov.get("spec") or getattr(model.cfg, "model_name", "") or "model")
+    return adapter(model).spec or "model"

@@ -94,7 +94,7 @@ def acdc(model, task, threshold: float = 0.01, *, start=None, progress: bool = F
         },
     )
     graph = to_graph(scores).drop_isolated()
-    graph.metadata.update(
+    graph.provenance.update(
         threshold=threshold,
         edges_tried=tried,
         clean_metric=clean_metric,

@@ -219,7 +219,7 @@ def faithfulness_curve(
         for how, vs in values.items()
         if target is not None
     }
-    method = graph.metadata.get("method") or (graph.methods[0] if graph.methods else "circuit")
+    method = graph.provenance.get("method") or (graph.methods[0] if graph.methods else "circuit")
     return FaithfulnessCurve(
         method=str(method),
         sizes=sizes,

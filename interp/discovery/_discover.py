@@ -29,7 +29,7 @@ def discover_circuit(
     level: str = "edge",
     progress: bool = False,
 ):
-    """A circuit found by ``method``, with ``metadata["faithfulness"]`` under every ablation.
+    """A circuit found by ``method``, with ``provenance["faithfulness"]`` under every ablation.
 
     Arguments:
         model: a HookedTransformer (or TransformerBridge in compatibility mode).
@@ -43,12 +43,12 @@ def discover_circuit(
         progress: show progress bars.
 
     Returns:
-        A CircuitGraph whose ``metadata["faithfulness"]`` maps each ablation (zero, mean,
+        A CircuitGraph whose ``provenance["faithfulness"]`` maps each ablation (zero, mean,
         resample) to the share of the clean-vs-corrupted metric the circuit recovers.
 
     Example:
         >>> circuit = discover_circuit(model, task, "EAP", top_n=20)
-        >>> circuit.metadata["faithfulness"]["resample"]
+        >>> circuit.provenance["faithfulness"]["resample"]
     """
     if method not in DISCOVERY_METHODS:
         raise ValueError(f"method={method!r} is not accepted; use one of "
@@ -65,9 +65,9 @@ def discover_circuit(
         circuit = edge_pruning(
             model, task, target_edges=top_n, steps=steps, level=level, progress=progress
         )
-    if "faithfulness" not in circuit.metadata:  # edge-pruning has measured it already
+    if "faithfulness" not in circuit.provenance:  # edge-pruning has measured it already
         faith = faithfulness(model, task, circuit, progress=progress)
-        circuit.metadata["faithfulness"] = dict(
+        circuit.provenance["faithfulness"] = dict(
             zip(faith.labels["ablation"], faith.values.tolist(), strict=True)
         )
     return circuit

@@ -217,13 +217,13 @@ def edge_pruning(
 
     Returns:
         A CircuitGraph (methods ``"EdgePruning:q"`` ...) whose edge weights are the learned
-        keep-probabilities; ``metadata`` holds the training settings and curve
+        keep-probabilities; ``provenance`` holds the training settings and curve
         (``"edge_pruning"``), the clean and corrupted metrics and ``"faithfulness"`` under
         zero, mean and resample ablation.
 
     Example:
         >>> circuit = edge_pruning(model, induction_task(model), target_edges=12, seed=0)
-        >>> circuit.metadata["faithfulness"]["resample"]
+        >>> circuit.provenance["faithfulness"]["resample"]
     """
     from ._faithfulness import faithfulness
     from ._graph import extract, to_graph
@@ -249,7 +249,7 @@ def edge_pruning(
     else:  # the edges among the kept components
         circuit = extract(graph, threshold=_kept_threshold(scores, info["target"]))
     f = faithfulness(model, task, circuit)
-    circuit.metadata.update(
+    circuit.provenance.update(
         edge_pruning=info,
         clean_metric=scores.provenance["clean_metric"],
         corrupted_metric=scores.provenance["corrupted_metric"],

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..adapter import adapter
 from ..hooks import hook_name
 from ..metrics import read_positions
 
@@ -255,9 +256,7 @@ def head_input_grads(model, layer: int, resid_pre: Tensor, grads: list[Tensor]) 
 def answer_logits(model, tokens: Tensor, pos: int | Tensor) -> Tensor:
     """Logits ``[batch, vocab]`` at the answer positions only (a task's ``answer_pos``: one
     for all prompts, or ``[batch]``; ``[batch, m, vocab]`` for ``[batch, m]``)."""
-    from ..models import is_hooked
-
-    if not is_hooked(model):  # a TransformerBridge runs on past stop_at_layer=n_layers
+    if not adapter(model).is_hooked:  # a TransformerBridge runs on past stop_at_layer=n_layers
         return read_positions(model(tokens), pos)
     resid = read_positions(model(tokens, stop_at_layer=model.cfg.n_layers), pos)
     flat = resid.reshape(resid.shape[0], -1, resid.shape[-1])  # [batch, 1 or m, d_model]

@@ -68,7 +68,7 @@ def to_graph(scores: Result, *, qkv: str = "split") -> CircuitGraph:
     keys = {k: scores.provenance[k] for k in ("model", "task", "method", "ig_steps", "metric")}
     spec = keys["model"].get("spec", "") if isinstance(keys["model"], dict) else str(keys["model"])
     graph = CircuitGraph(
-        metadata={
+        provenance={
             **keys,
             "qkv": qkv,
             "edge_space": space.provenance(),
@@ -168,7 +168,7 @@ def _edge_rows(space: EdgeSpace, graph: CircuitGraph) -> tuple[Tensor, Tensor, T
 def _canonical_copies(graph: CircuitGraph) -> Tensor | None:
     """For a graph of a grouped-query model: each edge's first copy (the same sender and key or
     value head, drawn into another query head of the group); None when edges have no copies."""
-    info = graph.metadata.get("edge_space")
+    info = graph.provenance.get("edge_space")
     if not isinstance(info, dict) or graph.n_edges == 0:
         return None
     space = EdgeSpace.from_provenance(info)
@@ -208,7 +208,7 @@ def extract(
 
     Returns:
         The sub-graph whose edges lie on some path input -> logits (others are dropped, with the
-        nodes they leave unconnected); ``metadata["extract"]`` records the rule.
+        nodes they leave unconnected); ``provenance["extract"]`` records the rule.
     """
     if (threshold is None) == (top_n is None):
         raise ValueError("give exactly one of threshold= and top_n=")
@@ -242,7 +242,7 @@ def extract(
     else:
         keep = w >= threshold
     out = _on_paths(graph, keep)
-    out.metadata["extract"] = {"threshold": threshold, "top_n": top_n, "absolute": absolute}
+    out.provenance["extract"] = {"threshold": threshold, "top_n": top_n, "absolute": absolute}
     return out
 
 

@@ -94,8 +94,8 @@ def head_circuit(
         progress: progress bars over the patches and the gradient pass.
 
     Returns:
-        A CircuitGraph; ``metadata["heads"]`` lists the kept heads by importance with their
-        effects, ``metadata["level"]`` is ``"nodes"``.
+        A CircuitGraph; ``provenance["heads"]`` lists the kept heads by importance with their
+        effects, ``provenance["level"]`` is ``"nodes"``.
     """
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
         raise ValueError(f"top_n={top_n!r} must be a positive integer (heads kept)")
@@ -143,7 +143,7 @@ def head_circuit(
     used = torch.zeros(len(graph.nodes), dtype=torch.bool)
     used[src[into_kept]], used[dst[into_kept]] = True, True  # heads left out go with their edges
     graph = graph.subgraph(used, into_kept)
-    graph.metadata.update(
+    graph.provenance.update(
         method="head-patching",
         level="nodes",
         top_n=top_n,

@@ -178,7 +178,7 @@ def extract_positional(scores: Result, top_n: int, *, absolute: bool = True) -> 
     method = scores.provenance.get("method", "EAP")
     keys = ("model", "task", "method", "ig_steps", "metric")
     graph = CircuitGraph(
-        metadata={
+        provenance={
             **{k: scores.provenance.get(k) for k in keys},
             "edge_space": space.provenance(),
             "n_layers": space.n_layers,

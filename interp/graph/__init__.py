@@ -11,6 +11,7 @@ from ._graph import FORMAT as FORMAT
 from ._graph import GRAPH_FILE as GRAPH_FILE
 from ._graph import CircuitGraph as CircuitGraph
 from ._graph import graph_file as graph_file
+from ._graph import saved_provenance as saved_provenance
 from ._node import NODE_KINDS as NODE_KINDS
 from ._node import Node as Node
 from ._node import NodeKind as NodeKind

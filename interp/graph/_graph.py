@@ -34,12 +34,14 @@ from ._node import Node
 from ._viewer import ViewerGraph, from_viewer, to_viewer
 
 FORMAT = "interp.CircuitGraph/1"
-GRAPH_FILE = "circuit.json"  # nodes and metadata; edges in edges.safetensors
+GRAPH_FILE = "circuit.json"  # nodes and provenance; edges in edges.safetensors
 _OLD_GRAPH_FILE = "graph.json"  # the same format, under the name folders saved before had
+PROVENANCE_KEY = "provenance"  # where circuit.json keeps how the graph was made
+_OLD_PROVENANCE_KEY = "metadata"  # the same, in files saved before the rename
 
 
 def graph_file(folder: str | os.PathLike) -> Path | None:
-    """The nodes-and-metadata file of a saved graph folder (``circuit.json``, or ``graph.json`` in
+    """The nodes-and-provenance file of a saved graph folder (``circuit.json``, or ``graph.json`` in
     folders saved before the rename), or ``None`` when ``folder`` holds no saved graph."""
     folder = Path(folder)
     for name in (GRAPH_FILE, _OLD_GRAPH_FILE):
@@ -48,11 +50,21 @@ def graph_file(folder: str | os.PathLike) -> Path | None:
     return None
 
 
+def saved_provenance(saved: dict[str, Any]) -> dict[str, Any] | None:
+    """The provenance in a saved ``circuit.json``'s contents: under ``"provenance"``, or under
+    ``"metadata"`` in files saved before the rename; ``None`` when neither is there."""
+    for key in (PROVENANCE_KEY, _OLD_PROVENANCE_KEY):
+        if key in saved:
+            return saved[key]
+    return None
+
+
 @dataclass
 class CircuitGraph:
-    """Nodes, weighted edges (sparse), and metadata (model, prompt, method, thresholds)."""
+    """Nodes, weighted edges (sparse), and provenance: how the graph was made (model, prompt,
+    method, settings, thresholds), as ``Result.provenance`` records it for a result."""
 
-    metadata: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.nodes: list[Node] = []
@@ -257,7 +269,7 @@ class CircuitGraph:
         keep_edge = _cumulative_mask(sub.edge_influence(), edge_threshold)
         sub = sub.subgraph(torch.ones(len(sub.nodes), dtype=torch.bool), keep_edge)
         out = sub._connected()
-        out.metadata.update(node_threshold=node_threshold, edge_threshold=edge_threshold)
+        out.provenance.update(node_threshold=node_threshold, edge_threshold=edge_threshold)
         return out
 
     def top_edges(self, n: int) -> CircuitGraph:
@@ -283,7 +295,7 @@ class CircuitGraph:
         new_index = torch.full((len(self.nodes),), -1, dtype=torch.long)
         kept = keep_node.nonzero().flatten()
         new_index[kept] = torch.arange(kept.numel())
-        out = CircuitGraph(metadata=dict(self.metadata))
+        out = CircuitGraph(provenance=dict(self.provenance))
         out.add_nodes(self.nodes[i] for i in kept.tolist())
         out.methods = list(self.methods)
         if keep_edge.any():
@@ -355,7 +367,7 @@ class CircuitGraph:
             )
             meta = {
                 "format": FORMAT,
-                "metadata": self.metadata,
+                PROVENANCE_KEY: self.provenance,
                 "methods": self.methods,
                 "nodes": [asdict(n) for n in self.nodes],
             }
@@ -364,7 +376,8 @@ class CircuitGraph:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CircuitGraph:
-        """Read a folder written by :meth:`save`; ``ArtifactError`` naming a damaged file."""
+        """Read a folder written by :meth:`save` (folders saved before the rename keep the
+        provenance under ``"metadata"``: read too); ``ArtifactError`` naming a damaged file."""
         folder = Path(path)
         recover(folder)
         file = graph_file(folder)
@@ -374,7 +387,10 @@ class CircuitGraph:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ArtifactError(f"{file} is not in the {FORMAT} format")
         try:
-            g = cls(metadata=meta["metadata"])
+            provenance = saved_provenance(meta)
+            if not isinstance(provenance, dict):
+                raise KeyError(PROVENANCE_KEY)
+            g = cls(provenance=provenance)
             g.add_nodes(Node(**n) for n in meta["nodes"])
             g.methods = list(meta["methods"])
         except (KeyError, TypeError, ValueError) as err:
@@ -395,7 +411,7 @@ class CircuitGraph:
         """The graph in the JSON that Neuronpedia's and circuit-tracer's viewers read
         (:class:`interp.graph.ViewerGraph`)."""
         influence = self.influence().tolist() if self._has_logit() else None
-        return to_viewer(self.nodes, list(self._edge_rows()), self.metadata, influence)
+        return to_viewer(self.nodes, list(self._edge_rows()), self.provenance, influence)
 
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write :meth:`to_json` to ``path`` atomically."""
@@ -406,8 +422,8 @@ class CircuitGraph:
         """Read an attribution-graph JSON (ours, circuit-tracer's or Neuronpedia's)."""
         if not isinstance(data, dict):
             data = read_json(data)
-        metadata, nodes, edges = from_viewer(data)
-        g = cls(metadata=metadata)
+        provenance, nodes, edges = from_viewer(data)
+        g = cls(provenance=provenance)
         index = g.add_nodes(nodes)
         by_method: dict[str, list[list]] = {}
         for s, t, w, method in edges:
@@ -446,7 +462,7 @@ class CircuitGraph:
             self.edge_index,
             self.edge_weight,
             influence,
-            self.metadata,
+            self.provenance,
             title,
             max_edges,
             self.edge_methods,

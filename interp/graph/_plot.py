@@ -168,7 +168,7 @@ def figure(
     edge_index: tuple[torch.Tensor, torch.Tensor],
     edge_weight: torch.Tensor,
     influence: torch.Tensor | None,
-    metadata: dict[str, Any],
+    provenance: dict[str, Any],
     title: str | None = None,
     max_edges: int = 2000,
     edge_names: list[str] | None = None,
@@ -184,7 +184,7 @@ def figure(
     order = w.abs().argsort(descending=True)[:max_edges]
     scale = float(w.abs().max()) if w.numel() else 1.0
     fig = go.Figure()
-    meaning = metadata.get("edge_reading") or "edge weight"
+    meaning = provenance.get("edge_reading") or "edge weight"
     for sign, colour in EDGE_COLOURS.items():
         xs, ys, mx, my, hover = [], [], [], [], []
         for e in order.tolist():
@@ -224,8 +224,8 @@ def figure(
                 name="edges",
             )
         )
-    tokens = metadata.get("prompt_tokens") or []
-    notes = metadata.get("node_notes") or {}
+    tokens = provenance.get("prompt_tokens") or []
+    notes = provenance.get("node_notes") or {}
     importance = [float(v) for v in influence] if influence is not None else [0.0] * len(nodes)
     if influence is None and w.numel():
         strength = torch.zeros(len(nodes)).index_add_(0, src, w.abs()).index_add_(0, dst, w.abs())
@@ -271,7 +271,7 @@ def figure(
                 bgcolor="rgba(255,255,255,0.85)",
                 borderpad=1,
             )
-    _draw_supernodes(fig, lay, nodes, metadata.get("supernodes") or [])
+    _draw_supernodes(fig, lay, nodes, provenance.get("supernodes") or [])
     ticks = []
     for c in lay.columns:
         if c is None:
@@ -296,7 +296,7 @@ def figure(
     )
     fig.update_layout(
         title={
-            "text": title or metadata.get("name", "circuit"),
+            "text": title or provenance.get("name", "circuit"),
             "x": 0.01,
             "xanchor": "left",
             "y": 0.995,

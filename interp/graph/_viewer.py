@@ -2,8 +2,9 @@
 
 One schema, written down once: :class:`ViewerGraph` (``metadata``, ``qParams``, ``nodes``,
 ``links``) with :class:`ViewerNode` and :class:`ViewerLink`. Our own node fields ride along in
-``interp_node`` (and our metadata in ``metadata.info.interp``), so a graph we write reads back
-exactly; graphs written by circuit-tracer read back from their own fields.
+``interp_node`` (and the graph's provenance in ``metadata.info.interp``), so a graph we write
+reads back exactly; graphs written by circuit-tracer read back from their own fields. The
+top-level ``metadata`` key is the viewers' name, kept as they read it.
 
 This module converts between that JSON and plain lists of :class:`Node` and edges; it knows no
 model and no :class:`CircuitGraph` (which calls it).
@@ -162,11 +163,11 @@ def node_from_viewer(raw: ViewerNode) -> Node:
 def to_viewer(
     nodes: list[Node],
     edges: list[Edge],
-    metadata: dict[str, Any],
+    provenance: dict[str, Any],
     influence: list[float] | None,
 ) -> ViewerGraph:
-    """The viewer JSON of a graph given as nodes, edges (by node index) and metadata."""
-    n_layers = metadata.get("n_layers")
+    """The viewer JSON of a graph given as nodes, edges (by node index) and provenance."""
+    n_layers = provenance.get("n_layers")
     infl = influence if influence is not None else [None] * len(nodes)
     vnodes = [viewer_node(n, n_layers, i) for n, i in zip(nodes, infl)]
     ids = [n["node_id"] for n in vnodes]
@@ -174,7 +175,7 @@ def to_viewer(
         {"source": ids[s], "target": ids[t], "weight": w, "method": m} for s, t, w, m in edges
     ]
     pinned = [n["node_id"] for n in vnodes if n["feature_type"] == "logit"]
-    md = metadata
+    md = provenance
     return {
         "metadata": {
             "slug": md.get("slug", md.get("name", "interp-graph")),
@@ -199,7 +200,8 @@ def to_viewer(
 
 
 def from_viewer(data: dict[str, Any]) -> tuple[dict[str, Any], list[Node], list[Edge]]:
-    """Metadata, nodes and edges (by node index) of a viewer JSON (ours or circuit-tracer's).
+    """Provenance, nodes and edges (by node index) of a viewer JSON (ours or circuit-tracer's):
+    ours from ``metadata.info.interp``, circuit-tracer's its whole ``metadata``.
 
     Raises ``ValueError`` naming what is missing or which link points at an unknown node."""
     if not isinstance(data, dict):
@@ -209,10 +211,10 @@ def from_viewer(data: dict[str, Any]) -> tuple[dict[str, Any], list[Node], list[
             raise ValueError(f"not an attribution-graph JSON: no {key!r} field")
     md = dict(data["metadata"])
     ours = md.get("info", {}).get("interp") if isinstance(md.get("info"), dict) else None
-    metadata = dict(ours) if ours else md
+    provenance = dict(ours) if ours else md
     params = data.get("qParams") or {}
     if params.get("supernodes"):
-        metadata["supernodes"] = params["supernodes"]
+        provenance["supernodes"] = params["supernodes"]
     nodes, index = [], {}
     for raw in data["nodes"]:
         node = node_from_viewer(raw)
@@ -225,7 +227,7 @@ def from_viewer(data: dict[str, Any]) -> tuple[dict[str, Any], list[Node], list[
                 raise ValueError(f"link {link!r} names {end} {link.get(end)!r}, which is no node")
         method = link.get("method", md.get("method", ""))
         edges.append((index[link["source"]], index[link["target"]], float(link["weight"]), method))
-    return metadata, nodes, edges
+    return provenance, nodes, edges
 
 
 def _plain(v: Any) -> Any:

@@ -146,7 +146,7 @@ def attention_pathways(
     with torch.no_grad():
         prob = float(model(batch.clean)[0, dest].float().softmax(-1)[answer])
     graph = CircuitGraph(
-        metadata={
+        provenance={
             "name": "attention pathway",
             "method": "attention_pathways",
             "model": provenance(model),

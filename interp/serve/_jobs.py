@@ -24,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..adapter import adapter
 from ._analyses import Plan, Request
 
 # states a job goes through; "failed" and "cancelled" also end it
@@ -91,9 +92,9 @@ def planning_twin(model):
     It shares weights, hooks and config with ``model``; only tokenization runs on it (tasks are
     built and tokenized, never run), so it never touches what a running job's hooks change.
     """
-    twin = copy.copy(model)
-    twin.__dict__.pop("_interp_lock", None)
-    tokenizer = getattr(model, "tokenizer", None)
+    twin = copy.copy(model)  # a new object: a new adapter, with its own lock
+    adapter(twin).provenance = adapter(model).provenance
+    tokenizer = adapter(model).tokenizer
     if tokenizer is not None:
         twin.__dict__["tokenizer"] = copy.deepcopy(tokenizer)
     return twin

@@ -126,7 +126,7 @@ def _discover_estimate(model, batch, *, method, top_n, threshold, steps, level, 
 
 
 def _discover(model, batch, *, method, top_n, threshold, steps, level, task, progress):
-    """A circuit by ``method`` with its faithfulness in ``metadata``, as ``interp discover``."""
+    """A circuit by ``method`` with its faithfulness in ``provenance``, as ``interp discover``."""
     from ..discovery import discover_circuit
 
     return discover_circuit(

@@ -346,10 +346,10 @@ def test_supernodes_and_notes_are_drawn_and_saved_with_the_circuit(make_app, tmp
     no_exception(at)
     saved = load_entry("induction-2l-heads", tmp_path)
     graph = saved.graph()
-    assert graph.metadata["supernodes"] == [["induction heads", "head.1.0", "head.1.1"]]
-    assert graph.metadata["node_notes"] == {"head.0.3": "previous token + keys"}
+    assert graph.provenance["supernodes"] == [["induction heads", "head.1.0", "head.1.1"]]
+    assert graph.provenance["node_notes"] == {"head.0.3": "previous token + keys"}
     assert saved.faithfulness == load_entry("induction-2l-heads").faithfulness
     viewer = CircuitGraph.from_json(tmp_path / "induction-2l-heads" / "graph" / "viewer.json")
-    assert viewer.metadata["supernodes"] == graph.metadata["supernodes"]
+    assert viewer.provenance["supernodes"] == graph.provenance["supernodes"]
     fig = graph.plot()
     assert [s.name for s in fig.layout.shapes] == ["supernode:induction heads"]
