@@ -2,16 +2,25 @@
 
     python benchmarks/attribution_graph_smollm2.py                        # 16, 64, 256, 1024 tokens
     python benchmarks/attribution_graph_smollm2.py --lengths 16 64 --max-feature-nodes 0  # uncapped
+    python benchmarks/attribution_graph_smollm2.py --layers 3,15,26      # three transcoders only
 
 Each length runs in a fresh worker process (so its peak resident memory is its own): the prompt
 is the first ``length`` tokens of a held-out window of ``interp.corpus`` (Jane Austen), the
-transcoders are the shipped ones (MLPs 3, 15 and 26; the other 27 MLPs are one error node per
-position), and the worker times ``attribution_graph`` end to end after a warm-up on 8 tokens.
+transcoders are the shipped ones (all 30 MLPs, or those ``--layers`` names; each other MLP is one
+error node per position), and the worker times ``attribution_graph`` end to end after a warm-up on 8 tokens.
 A length that runs past ``--max-seconds`` is stopped, and longer ones are not tried.
 
-Why there is no circuit-tracer row beside ours (``benchmarks/attribution_graph.py`` has one for
-induction-2l): circuit-tracer is not installed here and cannot be without a network, and its
-``ReplacementModel`` needs a transcoder for every layer, while SmolLM2 ships with three of 30.
+The circuit-tracer row for SmolLM2 is in ``benchmarks/attribution_graph.py``, which runs ours and
+circuit-tracer's ``attribute`` (from its own virtual environment) on the same tokens, transcoders
+and logit targets and compares every edge::
+
+    python benchmarks/attribution_graph.py --model smollm2-135m --transcoders DIR \\
+        --prompt "The capital of France is" --ct-python /work/venv-ct/bin/python
+
+circuit-tracer's ``ReplacementModel`` needs a transcoder for every layer, so ``DIR`` is a folder
+of 30 ``layer_L`` sae-lens folders, one per MLP (``interp.dictionaries.save_transcoders``); a
+set with some MLPs left to error nodes, like the three here, runs only on our side, in this
+script.
 
 What grows with length ``n`` (``F`` features active per token, about 137 summed over the three
 transcoders; ``L`` = 30 layers; ``B`` = batch of targets; ``d`` = 576):
@@ -39,7 +48,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 
-from attribution_graph import peak_mb, rss_mb  # noqa: E402  (the side-by-side benchmark's)
+# the side-by-side benchmark's helpers
+from attribution_graph import peak_mb, rss_mb  # noqa: E402
 
 N_LAYERS, D_MODEL = 30, 576
 
@@ -55,6 +65,8 @@ def worker(args) -> dict:
 
     model = load_model("smollm2-135m", device="cpu", backend=args.backend)
     tcs = load_transcoders("smollm2-135m")
+    if args.layers:
+        tcs = {la: tcs[la] for la in map(int, args.layers.split(","))}
     # prefixes of one held-out window: every length reads the same text
     window = corpus.token_windows(model.tokenizer, max(args.length, 1024), "held_out")[0]
     tokens = window[: args.length]
@@ -66,18 +78,19 @@ def worker(args) -> dict:
     g = attribution_graph(model, tcs, tokens, **settings)
     seconds = time.perf_counter() - start
     peak = peak_mb() - before
-    n_active = g.metadata["n_active_features"]
+    info = g.provenance
+    n_active = info["n_active_features"]
     n_src = args.length * (1 + N_LAYERS) + n_active
     return {
         "length": args.length,
         "backend": type(model).__name__,
-        "engine": g.metadata["settings"]["engine"],
+        "engine": info["settings"]["engine"],
         "seconds": seconds,
-        "seconds_parts": g.metadata["seconds"],
+        "seconds_parts": info["seconds"],
         "peak_mb_delta": peak,
         "rss_mb_before": before,
         "active_features": n_active,
-        "feature_nodes": g.metadata["n_feature_nodes"],
+        "feature_nodes": info["n_feature_nodes"],
         "nodes": len(g.nodes),
         "edges": g.n_edges,
         "block_gradients_mb": N_LAYERS * args.batch_size * args.length * D_MODEL * 4 / 2**20,
@@ -94,6 +107,7 @@ def main() -> None:
     ap.add_argument("--edge-top-k", type=int, default=None)
     ap.add_argument("--backend", default="hooked", help="hooked: the 'linear' engine")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--layers", default=None, help="MLPs whose transcoders to use, e.g. 3,15,26")
     ap.add_argument("--max-seconds", type=float, default=900)
     ap.add_argument("--out", default=None, help="write the report here (JSON)")
     ap.add_argument("--worker", action="store_true")
@@ -105,7 +119,14 @@ def main() -> None:
     rows = []
     for n in args.lengths:
         cmd = [sys.executable, str(HERE), "--worker", "--length", str(n)]
-        for flag in ("max_feature_nodes", "batch_size", "edge_top_k", "backend", "threads"):
+        for flag in (
+            "max_feature_nodes",
+            "batch_size",
+            "edge_top_k",
+            "backend",
+            "threads",
+            "layers",
+        ):
             value = getattr(args, flag)
             if value is not None:
                 cmd += [f"--{flag.replace('_', '-')}", str(value)]
@@ -123,7 +144,8 @@ def main() -> None:
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         rows[-1]["worker_seconds"] = time.perf_counter() - start
         print(json.dumps(rows[-1]), flush=True)
-    report = {"model": "smollm2-135m", "transcoders": "shipped (MLPs 3, 15, 26)", "rows": rows}
+    used = f"MLPs {args.layers}" if args.layers else "all 30 MLPs"
+    report = {"model": "smollm2-135m", "transcoders": f"shipped ({used})", "rows": rows}
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -4,7 +4,7 @@
     .venv/bin/python scripts/capital_france_graph.py --root /tmp/cat --figures /tmp/fig
 
 The attribution graph of SmolLM2-135M-Instruct on "The capital of France is" through the shipped
-transcoders (MLPs 3, 15 and 26; the other MLPs are error nodes), pruned at (0.8, 0.98), with its
+transcoders (every MLP, each with an error node per position), pruned at (0.8, 0.98), with its
 faithfulness against "The capital of Italy is" (resample; the rival token is " Rome"), zero and
 mean ablation (8 held-out windows of 64 tokens), and its top features' contexts: the recipe is
 ``interp.catalogue.PROMPT_RECIPES``, built by ``interp.catalogue.build``. The figures (the pruned

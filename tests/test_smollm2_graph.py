@@ -1,5 +1,6 @@
 """The attribution graph of "The capital of France is" on SmolLM2-135M (slow): rebuilt through
-the shipped transcoders, its stated figures (top token, graph scores, size, faithfulness) hold."""
+the shipped transcoders (all 30 MLPs), its stated figures (top token, graph scores, size,
+faithfulness) hold."""
 
 from __future__ import annotations
 
@@ -24,13 +25,13 @@ def rebuilt(smollm2):
     return info, graph
 
 
-def test_smollm2_says_paris_and_the_graph_has_error_nodes_for_uncovered_mlps(rebuilt):
+def test_smollm2_says_paris_through_features_of_many_layers(rebuilt):
     info, graph = rebuilt
     assert info["example"]["answer"] == " Paris"
     assert info["top_tokens"][0]["prob"] == pytest.approx(0.749, abs=0.01)
     assert info["corrupted_top_tokens"][0]["token"] == " Rome"
     layers = {n.layer for n in graph.nodes if n.kind == "feature"}
-    assert layers <= {3, 15, 26}
+    assert layers <= set(range(30)) and len(layers) >= 10
     assert graph.provenance["n_layers"] == 30
 
 
@@ -43,13 +44,17 @@ def test_the_france_entry_states_what_a_rebuild_measures(rebuilt):
     assert (len(graph.nodes), graph.n_edges) == (entry.nodes, entry.edges)
     for key, value in stated["graph_scores"].items():
         assert info["graph_scores"][key] == pytest.approx(value, abs=1e-3), key
-    # the ratios divide by how far all features move the metric: small, so a loose tolerance
+    # all features ablated move the metric by 3.9 (resample) to 8.5 (zero): the ratios hold well
     for how, value in entry.faithfulness.items():
-        assert info["faithfulness"][how] == pytest.approx(value, abs=0.05), how
+        assert info["faithfulness"][how] == pytest.approx(value, abs=0.02), how
         moved = info["features_move_metric_by"][how]
-        assert moved == pytest.approx(stated["features_move_metric_by"][how], abs=1e-3), how
+        stated_moved = stated["features_move_metric_by"][how]
+        assert moved == pytest.approx(stated_moved, rel=1e-3, abs=1e-3), how
+        assert abs(moved) > 3.0, how
     assert not entry.faithful and "NOT FAITHFUL" in entry.verdict
-    assert stated["graph_scores"]["replacement"] < 0.05  # 27 of 30 MLPs are error nodes
+    # every MLP has a transcoder: a third of the influence comes through features
+    assert stated["graph_scores"]["replacement"] > 0.3
+    assert stated["method"]["transcoder_layers"] == list(range(30))
     stored = entry.graph()
     assert {n.node_id for n in stored.nodes} == {n.node_id for n in graph.nodes}
 

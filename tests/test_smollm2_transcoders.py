@@ -4,6 +4,9 @@ SmolLM2, slow)."""
 
 from __future__ import annotations
 
+import sys
+from statistics import median
+
 import pytest
 import torch
 
@@ -13,11 +16,14 @@ from interp.dictionaries import (
     feature_logit_effects,
     feature_page,
     feature_pages,
+    has_shipped,
     held_out_tokens,
     load_transcoders,
     natural_held_out_tokens,
     reconstruction_report,
+    shipped_dir,
     shipped_metrics,
+    spliced,
     train_natural,
     train_shipped,
     transcoder_hooks,
@@ -94,19 +100,35 @@ def test_natural_recipes_refuse_the_organism_trainer(tmp_path):
         train_natural("induction-2l", out=tmp_path)
 
 
-def test_shipped_smollm2_transcoders_load_small_in_sae_lens_format():
+def test_shipped_smollm2_transcoders_load_in_sae_lens_format_for_every_mlp():
     from sae_lens import Transcoder
 
     tcs = load_transcoders("smollm2-135m")
-    assert sorted(tcs) == list(SHIPPED)
+    assert sorted(tcs) == list(SHIPPED) == list(range(30))
     for layer, tc in tcs.items():
         assert isinstance(tc, Transcoder)
         assert tc.cfg.metadata.hook_name == f"blocks.{layer}.ln2.hook_normalized"
+        assert tc.cfg.metadata.hook_name_out == f"blocks.{layer}.hook_mlp_out"
         assert tuple(tc.W_enc.shape) == (576, 1024)
-    from interp.dictionaries import shipped_dir
+    folder = shipped_dir("smollm2-135m")
+    assert "interp_smollm2_transcoders" in str(folder)  # the separate package, not interp's wheel
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert size < 80 * 2**20
 
-    size = sum(f.stat().st_size for f in shipped_dir("smollm2-135m").rglob("*") if f.is_file())
-    assert size < 15 * 2**20
+
+def test_missing_smollm2_transcoders_say_how_to_get_them(monkeypatch):
+    monkeypatch.setitem(sys.modules, "interp_smollm2_transcoders", None)  # not installed
+    assert not has_shipped("smollm2-135m")
+    with pytest.raises(FileNotFoundError) as err:
+        load_transcoders("smollm2-135m")
+    assert "pip install packages/interp-smollm2-transcoders" in str(err.value)
+    assert "interp train transcoder smollm2-135m" in str(err.value)
+
+
+# layers whose figures the slow test re-measures one by one (an early, a middle and a late MLP);
+# every layer's recorded figures are held to the README's bounds, and all 30 spliced at once are
+# re-measured
+REMEASURED = (3, 15, 26)
 
 
 @pytest.mark.slow
@@ -114,37 +136,52 @@ def test_smollm2_transcoders_hold_their_figures_on_held_out_english(smollm2):
     """Re-measures metrics.json and holds it to the bounds stated in the README."""
     tcs = load_transcoders("smollm2-135m")
     tokens = natural_held_out_tokens(smollm2)
-    report = reconstruction_report(smollm2, tcs, tokens)
+    report = reconstruction_report(smollm2, {la: tcs[la] for la in REMEASURED}, tokens)
     recorded = shipped_metrics("smollm2-135m")
     assert report["tokens"] == recorded["tokens"] == 16 * 128
     assert report["clean_loss"] == pytest.approx(recorded["clean_loss"], abs=2e-3)
-    for layer in SHIPPED:
+    for layer in REMEASURED:
         got, rec = report["layers"][str(layer)], recorded["layers"][str(layer)]
         for key in ("fve", "l0", "spliced_loss", "zero_ablated_loss"):
             assert got[key] == pytest.approx(rec[key], rel=2e-3, abs=2e-3), (layer, key)
-        low, high = BOUNDS[layer]["l0"]
-        assert got["fve"] > BOUNDS[layer]["fve"] and low < got["l0"] < high, (layer, got)
-        assert got["dead_fraction"] < 0.35 and got["dense_fraction"] < 0.3, (layer, got)
-        # splicing the transcoder in costs a fraction of what removing the MLP costs
-        assert got["delta_loss"] < 0.1, (layer, got)
-        assert got["zero_ablated_loss"] - report["clean_loss"] > 3 * got["delta_loss"], layer
-        assert got["loss_recovered"] > BOUNDS[layer]["loss_recovered"], (layer, got)
-    assert report["all_delta_loss"] < 0.2  # all three spliced in at once
+    with spliced(smollm2, tcs), torch.no_grad():
+        all_spliced = float(smollm2(tokens, return_type="loss"))
+    assert all_spliced == pytest.approx(recorded["all_spliced_loss"], abs=5e-3)
+    clean = recorded["clean_loss"]
+    rows = [recorded["layers"][str(layer)] for layer in SHIPPED]
+    for layer, got in zip(SHIPPED, rows, strict=True):
+        assert got["fve"] > BOUNDS["fve"] and got["l0"] < BOUNDS["l0"], (layer, got)
+        assert got["dense_fraction"] < BOUNDS["dense"], (layer, got)
+        assert got["loss_recovered"] > BOUNDS["loss_recovered"], (layer, got)
+        # splicing one transcoder in costs a small fraction of the model's own loss
+        assert got["delta_loss"] < BOUNDS["delta_loss"] * clean, (layer, got)
+    assert median([r["delta_loss"] for r in rows]) < BOUNDS["median_delta_loss"] * clean
+    assert median([r["dead_fraction"] for r in rows]) < BOUNDS["median_dead"]
+    # the layers whose output one outlier direction dominates keep few live features
+    assert sum(r["dead_fraction"] > 0.35 for r in rows) <= BOUNDS["mostly_dead_layers"]
+    assert recorded["all_delta_loss"] < BOUNDS["all_delta_loss"] * clean  # all 30 at once
 
 
-# measured (metrics.json, README): FVE 0.48 / 0.60 / 0.66, L0 15 / 82 / 40, loss recovered
-# 0.74 / 0.75 / 0.83 on layers 3 / 15 / 26
+# measured (metrics.json, README): FVE 0.49-1.00 (median 0.67), L0 0.6-83, dense at most 0.22,
+# loss recovered 0.73-0.99, one layer spliced +0.001 to +0.244 nats (median +0.026) on a clean
+# loss of 4.07, six layers with over 35% dead features, all 30 spliced +2.65
 BOUNDS = {
-    3: {"fve": 0.4, "l0": (5, 40), "loss_recovered": 0.5},
-    15: {"fve": 0.5, "l0": (30, 150), "loss_recovered": 0.5},
-    26: {"fve": 0.55, "l0": (15, 90), "loss_recovered": 0.6},
+    "fve": 0.45,
+    "l0": 100,
+    "dense": 0.25,
+    "loss_recovered": 0.7,
+    "delta_loss": 0.07,
+    "median_delta_loss": 0.01,
+    "median_dead": 0.25,
+    "mostly_dead_layers": 6,
+    "all_delta_loss": 0.7,
 }
 
 
 @pytest.mark.slow
 def test_smollm2_feature_page_on_english_is_right_by_hand(smollm2):
     tcs = load_transcoders("smollm2-135m")
-    layer = SHIPPED[1]
+    layer = 15
     tokens = corpus_tokens(smollm2, n=8, seq_len=64)
     every = _by_hand(smollm2, tcs[layer], layer, tokens, slice(None))  # [n, pos, d_sae]
     feature = int(((every > 0).float().mean((0, 1)) * (every.amax((0, 1)) > 0)).argmax())

@@ -165,13 +165,14 @@ PROMPT_RECIPES: dict[str, PromptRecipe] = {
         corrupted="The capital of Italy is",
         rival=" Rome",
         notes=(
-            "Only three of SmolLM2's 30 MLPs have a transcoder (3, 15, 26): the other 27 are "
-            "error nodes carrying their whole output, and attention (frozen patterns) carries "
-            "the rest, so the graph's replacement score is about 0.01: almost all influence on "
-            "the logit reaches it through error nodes. Ablating every feature moves the "
-            "Paris-vs-Rome logit difference only a little (features_move_metric_by), so the "
-            "faithfulness ratios divide by a small number and say little; read the graph as a "
-            "sketch of where the three transcoders' features sit, not as the mechanism."
+            "Every MLP has a transcoder, and keeps an error node per position for what the "
+            "transcoder misses. Replacement score 0.34: a third of the influence on the logit "
+            "comes from the tokens through features, two thirds pass through error nodes. Ablating every feature moves the Paris-vs-Rome logit difference by "
+            "3.9 (resample) to 8.5 (zero), so the ratios are meaningful, and the kept features "
+            "do not recover it: 452 features recover 0.30 (resample). Faithfulness grows "
+            "slowly with size (node threshold, features kept, resample / mean): 0.9, 1,004, "
+            "0.49 / 0.29; 0.95, 1,571, 0.62 / 0.31; 0.98, 2,233, 0.65 / 0.31. The answer is "
+            "spread over many weak features in these transcoders; read the graph as a sketch."
         ),
     ),
 }

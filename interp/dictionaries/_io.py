@@ -127,10 +127,15 @@ def load_transcoders(source: str | Path, device: str | torch.device = "cpu") -> 
         ValueError: a layer's ``cfg.json`` or weights are corrupt (see ``load_dictionary``).
     """
     _checks.require("sae_lens", "loading transcoders", _checks.SAE_LENS_INSTALL)
-    from ._recipes import RECIPES, shipped_dir
+    from ._recipes import RECIPES, missing_hint, shipped_dir
 
-    path = shipped_dir(str(source)) if str(source) in RECIPES else Path(source)
+    shipped = str(source) in RECIPES
+    path = shipped_dir(str(source)) if shipped else Path(source)
     recover(path)
+    if shipped and not any(path.glob("layer_*")):
+        raise FileNotFoundError(
+            f"the transcoders of {source} are not installed: {missing_hint(str(source))}"
+        )
     if not path.is_dir():
         raise FileNotFoundError(
             f"no transcoder folder at {path}; give a folder of layer_L sae-lens folders or one "

@@ -5,14 +5,13 @@ pretrained model such as SmolLM2-135M-Instruct read English, so its transcoders 
 ``interp.corpus`` (Jane Austen's novels): training draws windows of the corpus's train split,
 and every figure is measured on windows of its held-out split, which training never sees.
 
-``train_natural("smollm2-135m")`` reproduces ``weights/smollm2-135m/`` (seeded). Thirty layers
-are too many to train on two CPU cores, so a few are shipped (an early, a middle and a late MLP,
-``NATURAL_LAYERS``); ``train_natural("smollm2-135m", layers=[L], out=folder)`` trains any other
-with the same recipe. Its cost is one forward pass up to layer ``max(layers)`` over
-``buffer_tokens`` tokens, plus ``steps`` optimiser steps per layer. The shipped set (layers 3, 15
-and 26) took 32 minutes on two CPU cores shared with other work (``metrics.json``: 1,932 s, about
-12 minutes for the activations of 32,768 tokens and 20 for 1,500 steps on three layers); one
-layer alone takes roughly a third of the steps' time plus the forward passes up to it.
+``train_natural("smollm2-135m")`` reproduces the transcoders of all 30 MLPs (seeded), which ship
+as the package ``interp-smollm2-transcoders`` (``packages/`` in a clone; about 70 MB, too much for
+interp's own wheel): one forward pass over ``buffer_tokens`` tokens of the corpus caches every
+MLP's input and output at once (stored in bfloat16: 4.5 GB for 65,536 tokens), then the 30
+transcoders take their ``steps`` optimiser steps side by side on the same batches.
+``train_natural("smollm2-135m", layers=[L], out=folder)`` trains any subset with the same
+recipe. ``metrics.json`` records the time it took (``training.seconds``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ English text and is trained by ``_natural.train_natural``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -35,9 +36,10 @@ RECIPES: dict[str, TranscoderTrainConfig] = {
     # trained on English text by ``_natural.train_natural``, not by ``train_shipped``
     "smollm2-135m": TranscoderTrainConfig(
         d_sae=1024,
-        steps=1500,
+        steps=700,
         batch_tokens=512,
-        buffer_tokens=32768,
+        buffer_tokens=65536,
+        buffer_dtype="bfloat16",
         seq_len=128,
         lr=2e-3,
         l1_coefficient=2e-2,
@@ -47,16 +49,44 @@ RECIPES: dict[str, TranscoderTrainConfig] = {
 }
 SYNTHETIC_FRACTION = {"induction-2l": 0.5}
 # models whose transcoders learn from natural English (``interp.corpus``), and the MLPs shipped
-NATURAL_LAYERS: dict[str, tuple[int, ...]] = {"smollm2-135m": (3, 15, 26)}
+NATURAL_LAYERS: dict[str, tuple[int, ...]] = {"smollm2-135m": tuple(range(30))}
+
+
+# transcoders too large for interp's wheel ship as packages of their own (``packages/`` in a
+# clone): the model's name, the importable package, and the folder it sits in in the repository
+SEPARATE: dict[str, tuple[str, str]] = {
+    "smollm2-135m": ("interp_smollm2_transcoders", "packages/interp-smollm2-transcoders"),
+}
 
 
 def shipped_dir(name: str) -> Path:
-    """The folder of the shipped transcoders for organism ``name``."""
+    """The folder of the shipped transcoders for model ``name``.
+
+    For a model whose transcoders ship as a package of their own (``SEPARATE``: SmolLM2's 30),
+    the folder inside that package when it is installed, else where it would be (which does not
+    exist; ``load_transcoders`` then says how to install or train them).
+    """
     if name not in RECIPES:
         raise ValueError(
             f"no shipped transcoders for {name!r}; shipped: {', '.join(sorted(RECIPES))}"
         )
+    if name in SEPARATE:
+        spec = importlib.util.find_spec(SEPARATE[name][0])
+        if spec is not None and spec.origin is not None:
+            return Path(spec.origin).parent / "weights"
     return WEIGHTS_DIR / name
+
+
+def missing_hint(name: str) -> str:
+    """How to get the shipped transcoders of ``name`` when they are not installed."""
+    if name not in SEPARATE:
+        return f"train them with: interp train transcoder {name}"
+    module, folder = SEPARATE[name]
+    dist = folder.rsplit("/", 1)[-1]
+    return (
+        f"{name}'s transcoders ship as the package {dist} (module {module}): in a clone of interp, "
+        f"pip install {folder}; or train them with: interp train transcoder {name}"
+    )
 
 
 def has_shipped(name: str) -> bool:
