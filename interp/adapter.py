@@ -18,7 +18,9 @@ analysis never tests ``hasattr(model, ...)`` or a class name itself.
 Nothing is pinned onto objects ``interp`` does not own: adapters live in a registry that holds
 its models weakly, so an adapter goes when its model goes, and a copy of a model gets a fresh
 adapter (a fresh lock, empty caches); ``adapter(copy).provenance = adapter(model).provenance``
-carries the provenance over. Every analysis takes an adapter wherever it takes a model.
+carries the provenance over. Every analysis takes an adapter wherever it takes a model
+(``interp.hooks.locked`` hands the analysis the model itself), and the adapter passes any other
+attribute (``cfg``, ``to_tokens``, ``hook_dict``) and calls through to its model.
 """
 
 from __future__ import annotations
@@ -51,6 +53,17 @@ class ModelAdapter:
 
     def __repr__(self) -> str:
         return f"ModelAdapter({self.kind}, {self.provenance.get('spec')!r})"
+
+    def __getattr__(self, name: str):
+        # anything else is the model's (cfg, to_tokens, hook_dict, blocks...), so an adapter
+        # goes wherever a model goes; private names are not forwarded (copy and pickle probe them)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    def __call__(self, *args, **kwargs):
+        """Run the model."""
+        return self.model(*args, **kwargs)
 
     @property
     def model(self):

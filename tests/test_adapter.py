@@ -87,6 +87,13 @@ def test_an_analysis_takes_the_adapter_for_the_model(bridge):
     assert got.provenance["model"] == want.provenance["model"]
     with holding(adapter(bridge)):  # the user's own passes, by adapter
         assert model_lock(bridge)._is_owned()
+    # and what is not an analysis: the adapter passes attributes and calls to its model
+    a = adapter(bridge)
+    assert a.cfg is bridge.cfg and a.hook_dict.keys() == bridge.hook_dict.keys()
+    built = induction_task(a, n=2, period=5, seed=0).tokens(a)
+    assert torch.equal(built.clean, task.tokens(bridge).clean)
+    assert torch.equal(a(built.clean), bridge(built.clean))
+    assert copy.copy(a).model is bridge  # copying an adapter does not recurse into the model
 
 
 def test_a_copy_gets_its_own_lock_and_caches_and_takes_provenance_when_given(models):
